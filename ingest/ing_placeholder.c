@@ -1,0 +1,5 @@
+int ing_placeholder(void);
+int ing_placeholder(void)
+{
+    return 0;
+}
