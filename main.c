@@ -1,4 +1,82 @@
-int main(void)
+/* tokenmill: the command table and dispatch, nothing else. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/tm_err.h"
+#include "core/tm_opt.h"
+#include "ingest/ingest.h"
+
+#ifndef TOKENMILL_VERSION
+#define TOKENMILL_VERSION "0.1.0"
+#endif
+
+static const struct tm_command *const commands[] = {
+    &ing_ingest_command,
+    &ing_inspect_command,
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* Process exit codes, documented in README "Exit codes". */
+enum exit_code {
+    EXIT_OK = 0,
+    EXIT_FAILURE_ = 1,
+    EXIT_USAGE = 2,
+    EXIT_PARTIAL = 3,
+    EXIT_LOCKED = 4,
+};
+
+static int exit_code(int err)
 {
-    return 0;
+    switch (err) {
+    case TM_OK:
+        return EXIT_OK;
+    case TM_ERR_USAGE:
+        return EXIT_USAGE;
+    case TM_ERR_PARTIAL:
+        return EXIT_PARTIAL;
+    case TM_ERR_LOCKED:
+        return EXIT_LOCKED;
+    default:
+        return EXIT_FAILURE_;
+    }
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: tokenmill <command> [options] [args]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(out, "\n'tokenmill <command> --help' describes a command's options.\n"
+                 "exit status: 0 success, 1 failure, 2 usage, 3 some inputs failed, "
+                 "4 workdir locked\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        if (argc > 2 && strcmp(name, "help") == 0) {
+            for (size_t i = 0; i < NCOMMANDS; i++)
+                if (strcmp(commands[i]->name, argv[2]) == 0) {
+                    tm_opt_help(commands[i], "tokenmill", stdout);
+                    return EXIT_OK;
+                }
+        }
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("tokenmill %s\n", TOKENMILL_VERSION);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i]->name, name) == 0)
+            return exit_code(tm_command_main(commands[i], "tokenmill", argc - 1, argv + 1));
+    fprintf(stderr, "tokenmill: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return EXIT_USAGE;
 }

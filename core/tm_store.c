@@ -1,0 +1,231 @@
+/* tm_store: opening the document store and its fixed-size records. */
+#include "tm_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tm_err.h"
+#include "tm_fs.h"
+#include "tm_log.h"
+#include "tm_mem.h"
+
+static const char *const store_db_names[TM_STORE_NDBS] = {"meta", "docs", "inputs", "gens"};
+
+/* The map starts small and doubles on demand (tm_db_write); 1 TiB of address space is only a
+ * ceiling, nothing is reserved on disk. */
+#define STORE_MAP_INITIAL (64u << 20)
+#define STORE_MAP_MAX     ((size_t)1 << 40)
+
+#define FORMAT_KEY "format"
+
+struct format_ctx {
+    int created;
+};
+
+static int store_format_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+{
+    struct format_ctx *ctx = vctx;
+    const void *val;
+    size_t len;
+    int rc = tm_db_get(db, txn, TM_STORE_META, FORMAT_KEY, strlen(FORMAT_KEY), &val, &len);
+    if (rc == TM_ERR_NOTFOUND && !(db->flags & TM_DB_RDONLY)) {
+        unsigned char rec[TM_REC_HDR];
+        tm_rec_header(rec, "TMST", TM_STORE_FORMAT);
+        ctx->created = 1;
+        return tm_db_put(db, txn, TM_STORE_META, FORMAT_KEY, strlen(FORMAT_KEY), rec, sizeof(rec),
+                         0);
+    }
+    if (rc == TM_ERR_NOTFOUND) {
+        tm_log_error("store %s has no format record", db->path);
+        return TM_ERR_FORMAT;
+    }
+    if (rc)
+        return rc;
+    return tm_rec_check(val, len, "TMST", TM_STORE_FORMAT, db->path, NULL);
+}
+
+int tm_store_open(struct tm_store *s, const char *workdir, unsigned flags)
+{
+    memset(s, 0, sizeof(*s));
+    char *dir = tm_path_join(workdir, "store");
+    int rc;
+    if ((flags & TM_DB_RDONLY)) {
+        char *data = tm_path_join(dir, "data.mdb");
+        int missing = access(data, F_OK) != 0;
+        free(data);
+        if (missing) {
+            tm_log_error("no document store in %s (run 'tokenmill ingest --workdir %s' first)",
+                         workdir, workdir);
+            free(dir);
+            return TM_ERR_NOTFOUND;
+        }
+    }
+    rc = tm_db_open(&s->db, dir, store_db_names, TM_STORE_NDBS, STORE_MAP_INITIAL, STORE_MAP_MAX,
+                    flags);
+    free(dir);
+    if (rc)
+        return rc;
+    struct format_ctx ctx = {0};
+    rc = (flags & TM_DB_RDONLY) ? tm_db_read(&s->db, store_format_fn, &ctx)
+                                : tm_db_write(&s->db, store_format_fn, &ctx);
+    if (rc) {
+        tm_db_close(&s->db);
+        return rc;
+    }
+    s->workdir = tm_xstrdup(workdir);
+    return TM_OK;
+}
+
+void tm_store_close(struct tm_store *s)
+{
+    if (!s)
+        return;
+    tm_db_close(&s->db);
+    free(s->workdir);
+    s->workdir = NULL;
+}
+
+void tm_input_encode(const struct tm_input *in, unsigned char out[TM_INPUT_REC_SIZE])
+{
+    unsigned char *p = out;
+    tm_rec_header(p, "TMIN", 1);
+    p += TM_REC_HDR;
+    tm_le64_put(p, in->size);
+    tm_le64_put(p + 8, (uint64_t)in->mtime_ns);
+    memcpy(p + 16, in->hash, 16);
+    tm_le32_put(p + 32, in->generation);
+    tm_le32_put(p + 36, in->state);
+    tm_le64_put(p + 40, in->units);
+    tm_le64_put(p + 48, in->docs);
+    tm_le64_put(p + 56, in->bytes);
+    tm_le64_put(p + 64, in->errors);
+}
+
+int tm_input_decode(const void *val, size_t len, struct tm_input *in, const char *what)
+{
+    int rc = tm_rec_check(val, len, "TMIN", 1, what, NULL);
+    if (rc)
+        return rc;
+    if (len != TM_INPUT_REC_SIZE) {
+        tm_log_error("%s: input record has %zu bytes, expected %d", what, len, TM_INPUT_REC_SIZE);
+        return TM_ERR_FORMAT;
+    }
+    const unsigned char *p = (const unsigned char *)val + TM_REC_HDR;
+    in->size = tm_le64_get(p);
+    in->mtime_ns = (int64_t)tm_le64_get(p + 8);
+    memcpy(in->hash, p + 16, 16);
+    in->generation = tm_le32_get(p + 32);
+    in->state = tm_le32_get(p + 36);
+    in->units = tm_le64_get(p + 40);
+    in->docs = tm_le64_get(p + 48);
+    in->bytes = tm_le64_get(p + 56);
+    in->errors = tm_le64_get(p + 64);
+    if (in->state != TM_INPUT_PARTIAL && in->state != TM_INPUT_DONE) {
+        tm_log_error("%s: input record has unknown state %u", what, in->state);
+        return TM_ERR_FORMAT;
+    }
+    return TM_OK;
+}
+
+void tm_gen_encode(const struct tm_gen *g, unsigned char out[TM_GEN_REC_SIZE])
+{
+    unsigned char *p = out;
+    tm_rec_header(p, "TMGN", 1);
+    p += TM_REC_HDR;
+    tm_le32_put(p, g->state);
+    tm_le32_put(p + 4, g->inputs);
+    tm_le64_put(p + 8, (uint64_t)g->started);
+    tm_le64_put(p + 16, (uint64_t)g->finished);
+    tm_le64_put(p + 24, g->next_seq);
+    p += 32;
+    for (int d = 0; d < TM_DOMAIN_COUNT; d++) {
+        tm_le64_put(p, g->docs[d]);
+        tm_le64_put(p + 8, g->bytes[d]);
+        p += 16;
+    }
+}
+
+int tm_gen_decode(const void *val, size_t len, struct tm_gen *g, const char *what)
+{
+    int rc = tm_rec_check(val, len, "TMGN", 1, what, NULL);
+    if (rc)
+        return rc;
+    if (len != TM_GEN_REC_SIZE) {
+        tm_log_error("%s: generation record has %zu bytes, expected %d", what, len,
+                     TM_GEN_REC_SIZE);
+        return TM_ERR_FORMAT;
+    }
+    const unsigned char *p = (const unsigned char *)val + TM_REC_HDR;
+    g->state = tm_le32_get(p);
+    g->inputs = tm_le32_get(p + 4);
+    g->started = (int64_t)tm_le64_get(p + 8);
+    g->finished = (int64_t)tm_le64_get(p + 16);
+    g->next_seq = tm_le64_get(p + 24);
+    p += 32;
+    for (int d = 0; d < TM_DOMAIN_COUNT; d++) {
+        g->docs[d] = tm_le64_get(p);
+        g->bytes[d] = tm_le64_get(p + 8);
+        p += 16;
+    }
+    if (g->state != TM_GEN_OPEN && g->state != TM_GEN_CLOSED) {
+        tm_log_error("%s: generation record has unknown state %u", what, g->state);
+        return TM_ERR_FORMAT;
+    }
+    return TM_OK;
+}
+
+int tm_store_get_gen(struct tm_store *s, MDB_txn *txn, uint32_t gen, struct tm_gen *g)
+{
+    unsigned char key[4];
+    const void *val;
+    size_t len;
+    char what[64];
+    tm_be32_put(key, gen);
+    int rc = tm_db_get(&s->db, txn, TM_STORE_GENS, key, sizeof(key), &val, &len);
+    if (rc)
+        return rc;
+    snprintf(what, sizeof(what), "generation %u", gen);
+    return tm_gen_decode(val, len, g, what);
+}
+
+int tm_store_last_gen(struct tm_store *s, MDB_txn *txn, uint32_t *gen)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *gen = 0;
+    int rc = mdb_cursor_open(txn, s->db.dbi[TM_STORE_GENS], &cur);
+    if (rc) {
+        tm_log_error("%s: cannot open cursor: %s", s->db.path, mdb_strerror(rc));
+        return TM_ERR_DB;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return TM_OK;
+    if (rc) {
+        tm_log_error("%s: cannot read generations: %s", s->db.path, mdb_strerror(rc));
+        return TM_ERR_DB;
+    }
+    if (k.mv_size != 4) {
+        tm_log_error("%s: generation key of %zu bytes", s->db.path, k.mv_size);
+        return TM_ERR_FORMAT;
+    }
+    *gen = tm_be32_get(k.mv_data);
+    return TM_OK;
+}
+
+int tm_store_get_doc(struct tm_store *s, MDB_txn *txn, uint64_t id, struct tm_doc *doc)
+{
+    unsigned char key[8];
+    const void *val;
+    size_t len;
+    char what[64];
+    tm_be64_put(key, id);
+    int rc = tm_db_get(&s->db, txn, TM_STORE_DOCS, key, sizeof(key), &val, &len);
+    if (rc)
+        return rc;
+    snprintf(what, sizeof(what), "document %llu", (unsigned long long)id);
+    return tm_doc_decode(val, len, doc, what);
+}

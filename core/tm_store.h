@@ -1,0 +1,90 @@
+/* tm_store: the workdir's document store, the LMDB environment WORKDIR/store.
+ *
+ * Named databases:
+ *   meta    "format" -> the store's format record ("TMST", version); checked on open
+ *   docs    big-endian uint64 document id -> document record (tm_doc.h)
+ *   inputs  input key (absolute path, or "tokenmill:<name>" for generated inputs) -> input
+ *           fingerprint record (struct tm_input)
+ *   gens    big-endian uint32 generation -> generation record (struct tm_gen)
+ * Generation numbers start at 1. A generation is "open" from the first document written in it
+ * until its ingest run finishes; a run that finds an open generation (its predecessor was
+ * killed) continues it, which is what makes a rerun end in the same state as an uninterrupted
+ * run. Later stages add their own databases to the same environment. */
+#ifndef TM_STORE_H
+#define TM_STORE_H
+
+#include <stdint.h>
+
+#include "tm_db.h"
+#include "tm_doc.h"
+
+#define TM_STORE_FORMAT 1
+
+enum tm_store_dbi {
+    TM_STORE_META = 0,
+    TM_STORE_DOCS,
+    TM_STORE_INPUTS,
+    TM_STORE_GENS,
+    TM_STORE_NDBS
+};
+
+struct tm_store {
+    struct tm_db db;
+    char *workdir; /* owned */
+};
+
+/* Opens WORKDIR/store, creating the workdir and store unless TM_DB_RDONLY is in `flags`.
+ * Checks (or, when new, writes) the format record. TM_OK, TM_ERR_NOTFOUND (read-only and no
+ * store yet: "no store in W; run tokenmill ingest first" is logged), TM_ERR_VERSION,
+ * TM_ERR_FORMAT, TM_ERR_DB, TM_ERR_IO. */
+int tm_store_open(struct tm_store *s, const char *workdir, unsigned flags);
+void tm_store_close(struct tm_store *s);
+
+enum tm_input_state {
+    TM_INPUT_PARTIAL = 1, /* being ingested: `units` are committed, the rest is not */
+    TM_INPUT_DONE = 2,    /* fully read (possibly with errors, counted in `errors`) */
+};
+
+/* An input's fingerprint and progress: record "TMIN" version 1. */
+struct tm_input {
+    uint64_t size;
+    int64_t mtime_ns;
+    unsigned char hash[16]; /* xxh3-128 of the content, big-endian canonical form */
+    uint32_t generation;    /* the generation its documents went into */
+    uint32_t state;         /* enum tm_input_state */
+    uint64_t units;         /* records and problems met so far, in reading order */
+    uint64_t docs;          /* documents written */
+    uint64_t bytes;         /* text bytes written */
+    uint64_t errors;        /* problems and read errors */
+};
+#define TM_INPUT_REC_SIZE (8 + 8 + 8 + 16 + 4 + 4 + 8 * 4)
+void tm_input_encode(const struct tm_input *in, unsigned char out[TM_INPUT_REC_SIZE]);
+int tm_input_decode(const void *val, size_t len, struct tm_input *in, const char *what);
+
+enum tm_gen_state {
+    TM_GEN_OPEN = 1,
+    TM_GEN_CLOSED = 2,
+};
+
+/* A generation: record "TMGN" version 1. */
+struct tm_gen {
+    uint32_t state;    /* enum tm_gen_state */
+    uint32_t inputs;   /* inputs whose documents went into it */
+    int64_t started;   /* unix seconds */
+    int64_t finished;  /* unix seconds, 0 while open */
+    uint64_t next_seq; /* sequence number of its next document */
+    uint64_t docs[TM_DOMAIN_COUNT];
+    uint64_t bytes[TM_DOMAIN_COUNT];
+};
+#define TM_GEN_REC_SIZE (8 + 4 + 4 + 8 + 8 + 8 + 16 * TM_DOMAIN_COUNT)
+void tm_gen_encode(const struct tm_gen *g, unsigned char out[TM_GEN_REC_SIZE]);
+int tm_gen_decode(const void *val, size_t len, struct tm_gen *g, const char *what);
+
+/* Reads generation `gen` (TM_ERR_NOTFOUND when absent). */
+int tm_store_get_gen(struct tm_store *s, MDB_txn *txn, uint32_t gen, struct tm_gen *g);
+/* The highest generation number, 0 when there is none. */
+int tm_store_last_gen(struct tm_store *s, MDB_txn *txn, uint32_t *gen);
+/* Reads document `id`; fields borrow from the map until the transaction ends. */
+int tm_store_get_doc(struct tm_store *s, MDB_txn *txn, uint64_t id, struct tm_doc *doc);
+
+#endif

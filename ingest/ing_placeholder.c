@@ -1,5 +1,0 @@
-int ing_placeholder(void);
-int ing_placeholder(void)
-{
-    return 0;
-}

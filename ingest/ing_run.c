@@ -1,0 +1,1152 @@
+/* ing_run: the ingest driver.
+ *
+ * Why batches: one LMDB commit per small file would cost an fsync each (thousands of headers in
+ * /usr/include), one commit per input would hold a 10 GB archive in one transaction. A batch
+ * collects encoded documents from any number of inputs plus the progress of every input it
+ * touched, and commits them together, so the store never holds a document whose input record
+ * does not account for it.
+ *
+ * Why "units": a resumed input must skip exactly what was committed. Every record and every
+ * problem a reader meets is one unit, counted in reading order; the input record stores how
+ * many were committed, and a rerun ignores that many before writing again. */
+#include "ing_run.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "../core/tm_buf.h"
+#include "../core/tm_db.h"
+#include "../core/tm_doc.h"
+#include "../core/tm_err.h"
+#include "../core/tm_fs.h"
+#include "../core/tm_log.h"
+#include "../core/tm_mem.h"
+#include "../core/tm_progress.h"
+#include "../core/tm_stats.h"
+#include "../core/tm_store.h"
+#include "ing_internal.h"
+
+/* Nested compressed members (a .jsonl.gz inside a tar) are opened again through libarchive;
+ * deeper nesting than this is treated as binary, which bounds the work per input. */
+#define ING_MAX_NESTING 3
+/* Bytes read ahead to decide a member's kind (HTML and WARC starts, roff requests, magic). */
+#define ING_HEAD_BYTES 4096
+/* Errors listed in the statistics JSON; all of them are counted and logged. */
+#define ING_MAX_ERROR_LIST 1000
+#define ING_READ_BLOCK (1u << 20)
+
+struct batch_doc {
+    uint64_t id;
+    size_t off, len; /* within batch.docs */
+};
+
+struct batch_input {
+    char *key;
+    struct tm_input rec;
+};
+
+struct batch {
+    struct tm_buf docs;
+    struct batch_doc *items;
+    size_t nitems, items_cap;
+    struct batch_input *inputs;
+    size_t ninputs, inputs_cap;
+    size_t doc_bytes;
+};
+
+/* The input being read. */
+struct cur_input {
+    const char *key;     /* store key (absolute path or tokenmill:NAME) */
+    const char *display; /* path as given, for messages */
+    struct tm_input rec;
+    uint64_t skip_units; /* units committed by an earlier, interrupted run */
+    int active;
+};
+
+struct ingest {
+    const struct ing_config *cfg;
+    struct tm_store store;
+    int forced_domain; /* -1 to detect */
+    uint32_t gen_no;   /* 0 until a generation is open */
+    struct tm_gen gen;
+    struct batch batch;
+    struct cur_input cur;
+    struct tm_buf member; /* raw bytes of the member being read */
+    struct tm_buf text;   /* its normalized text */
+    struct tm_buf conv;   /* HTML/roff reduced to text */
+    struct tm_buf source; /* source URI being built */
+    struct ing_norm_stats norm;
+    struct tm_progress progress;
+    /* counters */
+    uint64_t docs[TM_DOMAIN_COUNT], bytes[TM_DOMAIN_COUNT];
+    uint64_t input_bytes, errors, problems;
+    cJSON *stats, *skipped, *inputs_stats, *error_list, *counts;
+    /* the last libarchive error met while reading data, for messages */
+    char arc_err[256];
+};
+
+/* ---- Statistics and messages ----------------------------------------------------------- */
+
+static void note_error(struct ingest *ig, const char *where, uint64_t position,
+                       const char *pos_kind, const char *message)
+{
+    ig->errors++;
+    if (pos_kind)
+        tm_log_warn("%s: %s %llu: %s", where, pos_kind, (unsigned long long)position, message);
+    else
+        tm_log_warn("%s: %s", where, message);
+    if ((size_t)cJSON_GetArraySize(ig->error_list) < ING_MAX_ERROR_LIST) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "file", where);
+        if (pos_kind) {
+            cJSON_AddStringToObject(e, "position_kind", pos_kind);
+            cJSON_AddNumberToObject(e, "position", (double)position);
+        }
+        cJSON_AddStringToObject(e, "message", message);
+        cJSON_AddItemToArray(ig->error_list, e);
+    }
+}
+
+static void note_skip(struct ingest *ig, const char *reason)
+{
+    tm_stats_add(ig->skipped, reason, 1);
+}
+
+/* ---- Batches and commits --------------------------------------------------------------- */
+
+static void batch_init(struct batch *b)
+{
+    memset(b, 0, sizeof(*b));
+    tm_buf_init(&b->docs, 0);
+}
+
+static void batch_clear(struct batch *b)
+{
+    tm_buf_reset(&b->docs);
+    b->nitems = 0;
+    for (size_t i = 0; i < b->ninputs; i++)
+        free(b->inputs[i].key);
+    b->ninputs = 0;
+    b->doc_bytes = 0;
+}
+
+static void batch_release(struct batch *b)
+{
+    batch_clear(b);
+    tm_buf_release(&b->docs);
+    free(b->items);
+    free(b->inputs);
+}
+
+static void batch_add_input(struct batch *b, const char *key, const struct tm_input *rec)
+{
+    /* A later record for the same key replaces the earlier one in this batch. */
+    for (size_t i = 0; i < b->ninputs; i++) {
+        if (strcmp(b->inputs[i].key, key) == 0) {
+            b->inputs[i].rec = *rec;
+            return;
+        }
+    }
+    if (b->ninputs == b->inputs_cap) {
+        b->inputs_cap = b->inputs_cap ? 2 * b->inputs_cap : 16;
+        b->inputs = tm_xreallocarray(b->inputs, b->inputs_cap, sizeof(*b->inputs));
+    }
+    b->inputs[b->ninputs].key = tm_xstrdup(key);
+    b->inputs[b->ninputs].rec = *rec;
+    b->ninputs++;
+}
+
+struct commit_ctx {
+    struct ingest *ig;
+    int write_gen;
+};
+
+static int commit_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+{
+    struct commit_ctx *ctx = vctx;
+    struct ingest *ig = ctx->ig;
+    struct batch *b = &ig->batch;
+    int rc;
+    for (size_t i = 0; i < b->nitems; i++) {
+        unsigned char key[8];
+        void *dst;
+        tm_be64_put(key, b->items[i].id);
+        rc = tm_db_reserve(db, txn, TM_STORE_DOCS, key, sizeof(key), b->items[i].len, &dst);
+        if (rc)
+            return rc;
+        memcpy(dst, b->docs.data + b->items[i].off, b->items[i].len);
+    }
+    for (size_t i = 0; i < b->ninputs; i++) {
+        unsigned char rec[TM_INPUT_REC_SIZE];
+        tm_input_encode(&b->inputs[i].rec, rec);
+        rc = tm_db_put(db, txn, TM_STORE_INPUTS, b->inputs[i].key, strlen(b->inputs[i].key), rec,
+                       sizeof(rec), 0);
+        if (rc)
+            return rc;
+    }
+    if (ctx->write_gen) {
+        unsigned char key[4], rec[TM_GEN_REC_SIZE];
+        tm_be32_put(key, ig->gen_no);
+        tm_gen_encode(&ig->gen, rec);
+        rc = tm_db_put(db, txn, TM_STORE_GENS, key, sizeof(key), rec, sizeof(rec), 0);
+        if (rc)
+            return rc;
+    }
+    return TM_OK;
+}
+
+/* Commits the batch, with the current input's progress as a partial record. */
+static int commit(struct ingest *ig)
+{
+    struct batch *b = &ig->batch;
+    if (ig->cur.active && ig->cur.rec.units > ig->cur.skip_units) {
+        struct tm_input rec = ig->cur.rec;
+        rec.state = TM_INPUT_PARTIAL;
+        batch_add_input(b, ig->cur.key, &rec);
+    }
+    if (b->nitems == 0 && b->ninputs == 0)
+        return TM_OK;
+    struct commit_ctx ctx = {ig, ig->gen_no != 0};
+    int rc = tm_db_write(&ig->store.db, commit_fn, &ctx);
+    if (rc) {
+        tm_log_error("%s: cannot commit a batch of %zu documents: %s", ig->cfg->workdir,
+                     b->nitems, tm_strerror(rc));
+        return rc;
+    }
+    tm_log_debug("committed %zu documents, %zu input records", b->nitems, b->ninputs);
+    batch_clear(b);
+    return TM_OK;
+}
+
+static int maybe_commit(struct ingest *ig)
+{
+    const struct batch *b = &ig->batch;
+    if (b->doc_bytes >= ig->cfg->batch_bytes || (long)b->nitems >= ig->cfg->batch_docs)
+        return commit(ig);
+    return TM_OK;
+}
+
+/* Opens a new generation when none is open. Its record is written with the next commit. */
+static void ensure_generation(struct ingest *ig, uint32_t last_gen)
+{
+    if (ig->gen_no)
+        return;
+    ig->gen_no = last_gen + 1;
+    memset(&ig->gen, 0, sizeof(ig->gen));
+    ig->gen.state = TM_GEN_OPEN;
+    ig->gen.started = (int64_t)time(NULL);
+    tm_log_info("opening generation %u", ig->gen_no);
+}
+
+/* ---- Documents ------------------------------------------------------------------------- */
+
+/* Takes one unit slot; returns 1 when the unit was committed by an earlier run and must be
+ * skipped. */
+static int unit_begin(struct ingest *ig)
+{
+    uint64_t u = ig->cur.rec.units++;
+    return u < ig->cur.skip_units;
+}
+
+/* Normalizes, classifies and appends one document to the batch. `raw` is the text as found;
+ * `name` hints kind and language; `domain` < 0 means detect. */
+static int emit_doc(struct ingest *ig, const char *raw, size_t raw_len, const char *meta,
+                    size_t meta_len, int domain, const char *lang, const char *name,
+                    const char *source)
+{
+    int rc;
+    tm_buf_reset(&ig->text);
+    rc = ing_normalize(raw, raw_len, &ig->text, &ig->norm);
+    if (rc == TM_ERR_TOOBIG) {
+        note_skip(ig, "too_large");
+        return TM_OK;
+    }
+    if (rc)
+        return rc;
+    if (ig->text.len == 0) {
+        note_skip(ig, "empty");
+        return TM_OK;
+    }
+    const char *detected_lang = "und";
+    int detected = ing_detect_domain(name ? name : "", name ? strlen(name) : 0, ig->text.data,
+                                     ig->text.len, &detected_lang);
+    if (ig->forced_domain >= 0)
+        domain = ig->forced_domain;
+    if (domain < 0)
+        domain = detected;
+    if (!lang)
+        lang = domain == TM_DOMAIN_CODE && detected == TM_DOMAIN_CODE ? detected_lang : "und";
+    if (domain == TM_DOMAIN_CODE && strcmp(lang, "und") == 0 && detected == TM_DOMAIN_CODE)
+        lang = detected_lang;
+
+    struct tm_doc doc = {
+        .id = tm_doc_make_id(ig->gen_no, ig->gen.next_seq),
+        .generation = ig->gen_no,
+        .domain = domain,
+        .lang = lang,
+        .lang_len = strlen(lang),
+        .source = source,
+        .source_len = strlen(source),
+        .meta = meta ? meta : "{}",
+        .meta_len = meta ? meta_len : 2,
+        .text = ig->text.data,
+        .text_len = ig->text.len,
+    };
+    size_t need = tm_doc_encoded_size(&doc);
+    struct batch *b = &ig->batch;
+    rc = tm_buf_reserve(&b->docs, need);
+    if (rc)
+        return rc;
+    tm_doc_encode(&doc, b->docs.data + b->docs.len);
+    if (b->nitems == b->items_cap) {
+        b->items_cap = b->items_cap ? 2 * b->items_cap : 1024;
+        b->items = tm_xreallocarray(b->items, b->items_cap, sizeof(*b->items));
+    }
+    b->items[b->nitems++] = (struct batch_doc){doc.id, b->docs.len, need};
+    b->docs.len += need;
+    b->doc_bytes += need;
+
+    ig->gen.next_seq++;
+    ig->gen.docs[domain]++;
+    ig->gen.bytes[domain] += doc.text_len;
+    ig->docs[domain]++;
+    ig->bytes[domain] += doc.text_len;
+    ig->cur.rec.docs++;
+    ig->cur.rec.bytes += doc.text_len;
+    return TM_OK;
+}
+
+/* ---- Record-reader sink ------------------------------------------------------------------ */
+
+struct member_ctx {
+    struct ingest *ig;
+    const char *source; /* path or archive!member */
+    const char *pos_kind;
+};
+
+static int sink_record(void *vctx, const struct ing_record *rec)
+{
+    struct member_ctx *mc = vctx;
+    struct ingest *ig = mc->ig;
+    if (unit_begin(ig))
+        return TM_OK;
+    tm_buf_reset(&ig->source);
+    tm_buf_printf(&ig->source, "%s#%s=%llu", mc->source, mc->pos_kind,
+                  (unsigned long long)rec->position);
+    char *src = tm_xstrdup(ig->source.data);
+    int rc = TM_OK;
+    if (rec->text_len > ig->cfg->max_doc_size)
+        note_skip(ig, "too_large");
+    else
+        rc = emit_doc(ig, rec->text, rec->text_len, rec->meta, rec->meta_len, rec->domain,
+                      rec->lang, rec->name, src);
+    free(src);
+    if (rc)
+        return rc;
+    return maybe_commit(ig);
+}
+
+static void sink_problem(void *vctx, uint64_t position, const char *reason, const char *detail)
+{
+    struct member_ctx *mc = vctx;
+    struct ingest *ig = mc->ig;
+    if (unit_begin(ig))
+        return;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s: %s", reason, detail ? detail : "");
+    note_skip(ig, reason);
+    ig->problems++;
+    ig->cur.rec.errors++;
+    note_error(ig, mc->source, position, mc->pos_kind, msg);
+}
+
+static void sink_count(void *vctx, const char *key)
+{
+    struct member_ctx *mc = vctx;
+    if (mc->ig->cur.rec.units >= mc->ig->cur.skip_units)
+        tm_stats_add(mc->ig->counts, key, 1);
+}
+
+/* ---- Reading members through libarchive ------------------------------------------------ */
+
+struct archive_src {
+    struct archive *a;
+    const char *where;
+    struct ingest *ig;
+};
+
+static long archive_read_cb(void *vctx, void *buf, size_t cap)
+{
+    struct archive_src *src = vctx;
+    la_ssize_t n = archive_read_data(src->a, buf, cap);
+    if (n < 0) {
+        /* Reported by the caller with the position; keep the message for it. */
+        const char *msg = archive_error_string(src->a);
+        snprintf(src->ig->arc_err, sizeof(src->ig->arc_err), "%s",
+                 msg ? msg : "corrupt or truncated data");
+        return TM_ERR_FORMAT;
+    }
+    return (long)n;
+}
+
+static int read_archive(struct ingest *ig, struct archive *a, const char *container,
+                        const char *display_name, int depth);
+
+static const char *read_error_message(struct ingest *ig)
+{
+    return ig->arc_err[0] ? ig->arc_err : "read error (corrupt or truncated data)";
+}
+
+/* A nested stream: libarchive pulls the compressed bytes of a member from the outer reader. */
+struct nested_src {
+    struct ing_reader *outer;
+    int failed;
+};
+
+static la_ssize_t nested_read_cb(struct archive *a, void *vctx, const void **buf)
+{
+    struct nested_src *ns = vctx;
+    const char *p;
+    size_t n = ing_reader_peek(ns->outer, 1, &p);
+    (void)a;
+    if (n == 0) {
+        if (ns->outer->err)
+            ns->failed = 1;
+        return ns->failed ? -1 : 0;
+    }
+    /* The peeked bytes stay valid until the next reader call: libarchive copies or consumes
+     * them before asking again, and we skip them now so the next peek moves on. */
+    *buf = p;
+    ing_reader_skip(ns->outer, n);
+    return (la_ssize_t)n;
+}
+
+static void archive_enable(struct archive *a, int nested)
+{
+    /* Only real compression filters: "all" would include uudecode (which rewrites text that
+     * starts with "begin 644") and filters that run external programs. */
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_bzip2(a);
+    archive_read_support_filter_xz(a);
+    archive_read_support_filter_lzma(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_filter_lz4(a);
+    archive_read_support_filter_compress(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_zip(a);
+    if (!nested) {
+        archive_read_support_format_7zip(a);
+        archive_read_support_format_cpio(a);
+    }
+    archive_read_support_format_raw(a);
+}
+
+static int is_compressed_magic(const unsigned char *p, size_t n)
+{
+    static const struct {
+        const char *magic;
+        size_t len;
+    } magics[] = {
+        {"\x1f\x8b", 2},                 /* gzip */
+        {"\x28\xb5\x2f\xfd", 4},         /* zstd */
+        {"\xfd" "7zXZ\x00", 6},          /* xz */
+        {"BZh", 3},                      /* bzip2 */
+        {"\x04\x22\x4d\x18", 4},         /* lz4 */
+        {"ustar", 0},                    /* placeholder, never matches (len 0 skipped) */
+    };
+    for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+        if (magics[i].len && n >= magics[i].len && memcmp(p, magics[i].magic, magics[i].len) == 0)
+            return 1;
+    }
+    /* A tar inside a tar (uncompressed) is also opened as a nested archive. */
+    return n >= 262 && memcmp(p + 257, "ustar", 5) == 0;
+}
+
+/* Reads one member (or the single stream of a raw input) from `r`. `name` is the member's own
+ * name (for kind and language), `source` its URI. */
+static int read_member(struct ingest *ig, struct ing_reader *r, const char *name,
+                       const char *source, int64_t known_size, int depth)
+{
+    size_t name_len = strlen(name);
+    size_t base_len = ing_strip_compression(name, name_len);
+    const char *head;
+    size_t nhead = ing_reader_peek(r, ING_HEAD_BYTES, &head);
+    if (r->err) {
+        if (unit_begin(ig))
+            return TM_OK;
+        note_error(ig, source, r->offset, "offset", read_error_message(ig));
+        ig->cur.rec.errors++;
+        return TM_OK;
+    }
+    if (nhead && is_compressed_magic((const unsigned char *)head, nhead)) {
+        if (depth >= ING_MAX_NESTING) {
+            if (!unit_begin(ig))
+                note_skip(ig, "nested_too_deep");
+            return TM_OK;
+        }
+        struct archive *na = archive_read_new();
+        struct nested_src ns = {r, 0};
+        archive_enable(na, 1);
+        int rc;
+        if (archive_read_open(na, &ns, NULL, nested_read_cb, NULL) != ARCHIVE_OK) {
+            if (!unit_begin(ig)) {
+                note_error(ig, source, 0, NULL, archive_error_string(na));
+                ig->cur.rec.errors++;
+            }
+            rc = TM_OK;
+        } else {
+            char *inner = tm_xstrndup(name, base_len);
+            rc = read_archive(ig, na, source, inner, depth + 1);
+            free(inner);
+        }
+        archive_read_free(na);
+        return rc;
+    }
+
+    enum ing_kind kind = ing_kind_detect(name, base_len, head, nhead);
+    struct member_ctx mc = {ig, source, "line"};
+    struct ing_sink sink = {sink_record, sink_problem, sink_count, &mc};
+    switch (kind) {
+    case ING_KIND_JSONL: {
+        struct ing_jsonl_opts o = {ig->cfg->text_field, ig->cfg->domain_field,
+                                   ig->cfg->lang_field, ig->cfg->max_doc_size * 2 + 4096};
+        int rc = ing_jsonl_read(r, &o, &sink);
+        if (rc == TM_ERR_FORMAT || rc == TM_ERR_IO) {
+            note_error(ig, source, r->line + 1, "line", read_error_message(ig));
+            ig->cur.rec.errors++;
+            return TM_OK;
+        }
+        return rc;
+    }
+    case ING_KIND_WARC: {
+        struct ing_warc_opts o = {ig->cfg->max_doc_size};
+        mc.pos_kind = "offset";
+        int rc = ing_warc_read(r, &o, &sink);
+        if (rc == TM_ERR_FORMAT || rc == TM_ERR_IO) {
+            note_error(ig, source, r->offset, "offset", "unreadable WARC data");
+            ig->cur.rec.errors++;
+            return TM_OK;
+        }
+        return rc;
+    }
+    case ING_KIND_BINARY:
+        if (!unit_begin(ig))
+            note_skip(ig, "binary");
+        return TM_OK;
+    default:
+        break;
+    }
+
+    /* One document per member. */
+    if (unit_begin(ig))
+        return TM_OK;
+    if (known_size > 0 && (uint64_t)known_size > ig->cfg->max_doc_size) {
+        note_skip(ig, "too_large");
+        return TM_OK;
+    }
+    tm_buf_reset(&ig->member);
+    for (;;) {
+        const char *p;
+        size_t n = ing_reader_peek(r, 1, &p);
+        if (n == 0)
+            break;
+        if (ig->member.len + n > ig->cfg->max_doc_size) {
+            note_skip(ig, "too_large");
+            /* Drain without keeping: memory stays bounded by max_doc_size. */
+            while ((n = ing_reader_peek(r, 1, &p)) > 0)
+                ing_reader_skip(r, n);
+            if (r->err)
+                break;
+            return TM_OK;
+        }
+        int rc = tm_buf_append(&ig->member, p, n);
+        if (rc)
+            return rc;
+        ing_reader_skip(r, n);
+    }
+    if (r->err) {
+        note_error(ig, source, r->offset, "offset", read_error_message(ig));
+        ig->cur.rec.errors++;
+        return TM_OK;
+    }
+    if (ig->member.len == 0) {
+        note_skip(ig, "empty");
+        return TM_OK;
+    }
+    if (ing_is_binary((const unsigned char *)ig->member.data, ig->member.len)) {
+        note_skip(ig, "binary");
+        return TM_OK;
+    }
+    const char *text = ig->member.data;
+    size_t text_len = ig->member.len;
+    if (kind == ING_KIND_HTML || kind == ING_KIND_ROFF) {
+        tm_buf_reset(&ig->conv);
+        int rc = kind == ING_KIND_HTML ? ing_html_to_text(text, text_len, &ig->conv)
+                                       : ing_roff_to_text(text, text_len, &ig->conv);
+        if (rc == TM_ERR_TOOBIG) {
+            note_skip(ig, "too_large");
+            return TM_OK;
+        }
+        if (rc)
+            return rc;
+        text = ig->conv.data ? ig->conv.data : "";
+        text_len = ig->conv.len;
+    }
+    char *base = tm_xstrndup(name, base_len);
+    int rc = emit_doc(ig, text, text_len, NULL, 0, -1, NULL, base, source);
+    free(base);
+    if (rc)
+        return rc;
+    return maybe_commit(ig);
+}
+
+/* Iterates the entries of an opened archive. `container` is the URI of the archive itself;
+ * `display_name` the name of the stream when the format turns out to be raw. */
+static int read_archive(struct ingest *ig, struct archive *a, const char *container,
+                        const char *display_name, int depth)
+{
+    struct archive_entry *entry;
+    int rc = TM_OK;
+    for (;;) {
+        int ar = archive_read_next_header(a, &entry);
+        if (ar == ARCHIVE_EOF)
+            break;
+        if (ar == ARCHIVE_RETRY)
+            continue;
+        if (ar == ARCHIVE_FATAL || ar < ARCHIVE_WARN) {
+            if (!unit_begin(ig)) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "cannot read archive entry: %s",
+                         archive_error_string(a) ? archive_error_string(a) : "unknown error");
+                note_error(ig, container, (uint64_t)archive_filter_bytes(a, -1), "offset", msg);
+                ig->cur.rec.errors++;
+            }
+            break;
+        }
+        if (archive_entry_filetype(entry) != AE_IFREG)
+            continue;
+        int raw = archive_format(a) == ARCHIVE_FORMAT_RAW;
+        const char *mname = raw ? display_name : archive_entry_pathname(entry);
+        if (!mname)
+            mname = "";
+        char *source;
+        if (raw) {
+            source = tm_xstrdup(container);
+        } else {
+            size_t sl = strlen(container) + strlen(mname) + 2;
+            source = tm_xmalloc(sl);
+            snprintf(source, sl, "%s!%s", container, mname);
+        }
+        const char *base = strrchr(mname, '/');
+        base = base ? base + 1 : mname;
+        struct archive_src src = {a, source, ig};
+        ig->arc_err[0] = 0;
+        struct ing_reader r;
+        ing_reader_init(&r, archive_read_cb, &src, ING_READ_BLOCK);
+        int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : -1;
+        rc = read_member(ig, &r, base, source, raw ? -1 : size, depth);
+        int read_failed = r.err != 0;
+        ing_reader_release(&r);
+        free(source);
+        if (rc)
+            break;
+        if (read_failed && archive_errno(a) != 0 && raw)
+            break; /* a broken single stream has nothing more to give */
+    }
+    return rc;
+}
+
+/* ---- Inputs ---------------------------------------------------------------------------- */
+
+struct lookup_ctx {
+    const char *key;
+    struct tm_input rec;
+    int found;
+    uint32_t last_gen;
+    struct tm_gen last;
+};
+
+static int lookup_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+{
+    struct lookup_ctx *ctx = vctx;
+    const void *val;
+    size_t len;
+    int rc = tm_db_get(db, txn, TM_STORE_INPUTS, ctx->key, strlen(ctx->key), &val, &len);
+    if (rc == TM_ERR_NOTFOUND) {
+        ctx->found = 0;
+        return TM_OK;
+    }
+    if (rc)
+        return rc;
+    ctx->found = 1;
+    return tm_input_decode(val, len, &ctx->rec, ctx->key);
+}
+
+static int lookup_input(struct ingest *ig, const char *key, struct tm_input *rec, int *found)
+{
+    /* The batch holds records not committed yet: an input named twice in one run must see
+     * its own first reading. */
+    for (size_t i = 0; i < ig->batch.ninputs; i++) {
+        if (strcmp(ig->batch.inputs[i].key, key) == 0) {
+            *rec = ig->batch.inputs[i].rec;
+            *found = 1;
+            return TM_OK;
+        }
+    }
+    struct lookup_ctx ctx = {.key = key};
+    int rc = tm_db_read(&ig->store.db, lookup_fn, &ctx);
+    *found = ctx.found;
+    if (ctx.found)
+        *rec = ctx.rec;
+    return rc;
+}
+
+static void hash_to_bytes(XXH128_hash_t h, unsigned char out[16])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(out, c.digest, 16);
+}
+
+static int hash_hex_to_bytes(const char hex[33], unsigned char out[16])
+{
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return TM_ERR_FORMAT;
+        out[i] = (unsigned char)v;
+    }
+    return TM_OK;
+}
+
+/* Starts or resumes input `key`: sets ig->cur. Returns 1 when the input must be read, 0 when
+ * it is unchanged. */
+static int begin_input(struct ingest *ig, const char *key, const char *display, uint64_t size,
+                       int64_t mtime_ns, const unsigned char hash[16], uint32_t last_gen,
+                       int *need)
+{
+    struct tm_input old;
+    int found;
+    int rc = lookup_input(ig, key, &old, &found);
+    if (rc)
+        return rc;
+    *need = 1;
+    memset(&ig->cur, 0, sizeof(ig->cur));
+    ig->cur.key = key;
+    ig->cur.display = display;
+    if (found && old.state == TM_INPUT_DONE && memcmp(old.hash, hash, 16) == 0) {
+        *need = 0;
+        tm_stats_add(ig->inputs_stats, "unchanged", 1);
+        if (old.size != size || old.mtime_ns != mtime_ns) {
+            /* Touched but identical: remember the new mtime so the next run skips hashing. */
+            old.size = size;
+            old.mtime_ns = mtime_ns;
+            batch_add_input(&ig->batch, key, &old);
+        }
+        return TM_OK;
+    }
+    ensure_generation(ig, last_gen);
+    ig->cur.active = 1;
+    ig->cur.rec.size = size;
+    ig->cur.rec.mtime_ns = mtime_ns;
+    memcpy(ig->cur.rec.hash, hash, 16);
+    ig->cur.rec.generation = ig->gen_no;
+    if (found && old.state == TM_INPUT_PARTIAL && memcmp(old.hash, hash, 16) == 0) {
+        /* An earlier run was killed while reading this input: skip what it committed. */
+        ig->cur.skip_units = old.units;
+        ig->cur.rec.docs = old.docs;
+        ig->cur.rec.bytes = old.bytes;
+        ig->cur.rec.errors = old.errors;
+        tm_stats_add(ig->inputs_stats, "resumed", 1);
+        tm_log_info("%s: resuming after %llu committed records", display,
+                    (unsigned long long)old.units);
+    } else {
+        if (found && old.state == TM_INPUT_PARTIAL)
+            tm_log_warn("%s: changed since an interrupted run; reading it again from the start",
+                        display);
+        else if (found)
+            tm_log_info("%s: changed since generation %u; reading it into generation %u",
+                        display, old.generation, ig->gen_no);
+        ig->gen.inputs++;
+    }
+    return TM_OK;
+}
+
+static int finish_input(struct ingest *ig)
+{
+    ig->cur.rec.state = TM_INPUT_DONE;
+    if (ig->cur.rec.units < ig->cur.skip_units) {
+        /* The input yields fewer units than an earlier run committed: it cannot be the same
+         * content, which the hash check rules out; keep the larger count for safety. */
+        ig->cur.rec.units = ig->cur.skip_units;
+    }
+    batch_add_input(&ig->batch, ig->cur.key, &ig->cur.rec);
+    ig->cur.active = 0;
+    tm_stats_add(ig->inputs_stats, "ingested", 1);
+    return maybe_commit(ig);
+}
+
+/* The generated math set as one input. */
+struct math_ctx {
+    struct ingest *ig;
+    XXH3_state_t *hash;
+    uint64_t bytes;
+    int hashing;
+    uint64_t index;
+};
+
+static int math_emit(void *vctx, const char *text, size_t len)
+{
+    struct math_ctx *mc = vctx;
+    if (mc->hashing) {
+        XXH3_128bits_update(mc->hash, text, len);
+        mc->bytes += len;
+        return 0;
+    }
+    struct ingest *ig = mc->ig;
+    uint64_t i = ++mc->index;
+    if (unit_begin(ig))
+        return 0;
+    char source[64];
+    snprintf(source, sizeof(source), "%s#problem=%llu", ING_MATH_INPUT, (unsigned long long)i);
+    int rc = emit_doc(ig, text, len, NULL, 0, TM_DOMAIN_MATH, "und", NULL, source);
+    if (rc)
+        return rc;
+    return maybe_commit(ig);
+}
+
+static int ingest_math(struct ingest *ig, uint32_t last_gen)
+{
+    struct math_ctx mc = {.ig = ig, .hashing = 1};
+    unsigned char hash[16];
+    int need, rc;
+    mc.hash = XXH3_createState();
+    if (!mc.hash)
+        return TM_ERR_NOMEM;
+    XXH3_128bits_reset(mc.hash);
+    ing_mathgen(ig->cfg->math_problems, math_emit, &mc);
+    hash_to_bytes(XXH3_128bits_digest(mc.hash), hash);
+    XXH3_freeState(mc.hash);
+    tm_stats_add(ig->inputs_stats, "seen", 1);
+    rc = begin_input(ig, ING_MATH_INPUT, ING_MATH_INPUT, mc.bytes, 0, hash, last_gen, &need);
+    if (rc || !need)
+        return rc;
+    mc.hashing = 0;
+    rc = ing_mathgen(ig->cfg->math_problems, math_emit, &mc);
+    if (rc)
+        return rc;
+    return finish_input(ig);
+}
+
+static int ingest_file(struct ingest *ig, const char *path, uint32_t last_gen)
+{
+    struct stat st;
+    char *abs = NULL;
+    int rc = TM_OK, need;
+    tm_stats_add(ig->inputs_stats, "seen", 1);
+    if (stat(path, &st) != 0) {
+        note_error(ig, path, 0, NULL, strerror(errno));
+        tm_stats_add(ig->inputs_stats, "failed", 1);
+        return TM_OK;
+    }
+    abs = realpath(path, NULL);
+    if (!abs) {
+        note_error(ig, path, 0, NULL, strerror(errno));
+        tm_stats_add(ig->inputs_stats, "failed", 1);
+        return TM_OK;
+    }
+    int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    uint64_t size = (uint64_t)st.st_size;
+
+    /* Fast path: an input recorded as done with the same size and mtime is unchanged, as make
+     * and rsync assume; --rehash checks the content anyway. */
+    struct tm_input old;
+    int found;
+    rc = lookup_input(ig, abs, &old, &found);
+    if (rc)
+        goto out;
+    if (found && old.state == TM_INPUT_DONE && old.size == size && old.mtime_ns == mtime_ns &&
+        !ig->cfg->rehash) {
+        tm_stats_add(ig->inputs_stats, "unchanged", 1);
+        goto out;
+    }
+    char hex[33];
+    unsigned char hash[16];
+    if (tm_hash_file(abs, hex) != TM_OK || hash_hex_to_bytes(hex, hash) != TM_OK) {
+        note_error(ig, path, 0, NULL, "cannot read the file to fingerprint it");
+        tm_stats_add(ig->inputs_stats, "failed", 1);
+        goto out;
+    }
+    rc = begin_input(ig, abs, path, size, mtime_ns, hash, last_gen, &need);
+    if (rc || !need)
+        goto out;
+    ig->input_bytes += size;
+    if (size == 0) {
+        if (!unit_begin(ig))
+            note_skip(ig, "empty");
+        rc = finish_input(ig);
+        goto out;
+    }
+    struct archive *a = archive_read_new();
+    archive_enable(a, 0);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (archive_read_open_filename(a, abs, ING_READ_BLOCK) != ARCHIVE_OK) {
+        if (!unit_begin(ig)) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "cannot open: %s",
+                     archive_error_string(a) ? archive_error_string(a) : "unknown error");
+            note_error(ig, path, 0, NULL, msg);
+            ig->cur.rec.errors++;
+        }
+    } else {
+        rc = read_archive(ig, a, path, base, 0);
+    }
+    archive_read_free(a);
+    if (rc == TM_OK)
+        rc = finish_input(ig);
+out:
+    free(abs);
+    return rc;
+}
+
+/* ---- Walking inputs -------------------------------------------------------------------- */
+
+struct pathlist {
+    char **items;
+    size_t n, cap;
+    uint64_t bytes;
+};
+
+static void pathlist_add(struct pathlist *l, char *path)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->items = tm_xreallocarray(l->items, l->cap, sizeof(*l->items));
+    }
+    l->items[l->n++] = path;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Recursive walk in sorted order so document ids do not depend on readdir order. Symbolic
+ * links inside directories are skipped: they would add the same file twice, or loop. */
+static void walk(struct ingest *ig, const char *dir, struct pathlist *out)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        note_error(ig, dir, 0, NULL, strerror(errno));
+        return;
+    }
+    struct pathlist names = {0};
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        pathlist_add(&names, tm_path_join(dir, e->d_name));
+    }
+    closedir(d);
+    qsort(names.items, names.n, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < names.n; i++) {
+        struct stat st;
+        if (lstat(names.items[i], &st) != 0) {
+            note_error(ig, names.items[i], 0, NULL, strerror(errno));
+            free(names.items[i]);
+            continue;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            note_skip(ig, "symlink");
+            free(names.items[i]);
+        } else if (S_ISDIR(st.st_mode)) {
+            walk(ig, names.items[i], out);
+            free(names.items[i]);
+        } else if (S_ISREG(st.st_mode)) {
+            out->bytes += (uint64_t)st.st_size;
+            pathlist_add(out, names.items[i]);
+        } else {
+            note_skip(ig, "not_regular");
+            free(names.items[i]);
+        }
+    }
+    free(names.items);
+}
+
+static void expand_inputs(struct ingest *ig, char **inputs, int ninputs, struct pathlist *out)
+{
+    for (int i = 0; i < ninputs; i++) {
+        struct stat st;
+        if (strcmp(inputs[i], ING_MATH_INPUT) == 0) {
+            pathlist_add(out, tm_xstrdup(inputs[i]));
+            continue;
+        }
+        if (stat(inputs[i], &st) != 0) {
+            note_error(ig, inputs[i], 0, NULL, strerror(errno));
+            tm_stats_add(ig->inputs_stats, "failed", 1);
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            walk(ig, inputs[i], out);
+        } else {
+            out->bytes += (uint64_t)st.st_size;
+            pathlist_add(out, tm_xstrdup(inputs[i]));
+        }
+    }
+}
+
+/* ---- The run --------------------------------------------------------------------------- */
+
+struct gen_ctx {
+    struct ingest *ig;
+    uint32_t last;
+};
+
+static int find_gen_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+{
+    struct gen_ctx *ctx = vctx;
+    struct ingest *ig = ctx->ig;
+    (void)db;
+    int rc = tm_store_last_gen(&ig->store, txn, &ctx->last);
+    if (rc || ctx->last == 0)
+        return rc;
+    struct tm_gen g;
+    rc = tm_store_get_gen(&ig->store, txn, ctx->last, &g);
+    if (rc)
+        return rc;
+    if (g.state == TM_GEN_OPEN) {
+        ig->gen_no = ctx->last;
+        ig->gen = g;
+    }
+    return TM_OK;
+}
+
+static void fill_stats(struct ingest *ig)
+{
+    cJSON *s = ig->stats;
+    tm_stats_set_str(s, "workdir", ig->cfg->workdir);
+    tm_stats_set_num(s, "generation", ig->gen_no);
+    cJSON *docs = tm_stats_obj(s, "documents");
+    cJSON *bytes = tm_stats_obj(s, "text_bytes");
+    uint64_t total_docs = 0, total_bytes = 0;
+    for (int d = 0; d < TM_DOMAIN_COUNT; d++) {
+        tm_stats_set_num(docs, tm_domain_name(d), (double)ig->docs[d]);
+        tm_stats_set_num(bytes, tm_domain_name(d), (double)ig->bytes[d]);
+        total_docs += ig->docs[d];
+        total_bytes += ig->bytes[d];
+    }
+    tm_stats_set_num(docs, "total", (double)total_docs);
+    tm_stats_set_num(bytes, "total", (double)total_bytes);
+    tm_stats_set_num(s, "input_bytes", (double)ig->input_bytes);
+    cJSON *norm = tm_stats_obj(s, "normalization");
+    tm_stats_set_num(norm, "utf8_repairs", (double)ig->norm.utf8_repairs);
+    tm_stats_set_num(norm, "nul_removed", (double)ig->norm.nul_removed);
+    tm_stats_set_num(norm, "crlf", (double)ig->norm.crlf);
+    cJSON *errors = tm_stats_obj(s, "errors");
+    tm_stats_set_num(errors, "count", (double)ig->errors);
+}
+
+int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progress,
+            cJSON *stats)
+{
+    struct ingest ig;
+    struct pathlist paths = {0};
+    int lock = -1, rc;
+    memset(&ig, 0, sizeof(ig));
+    ig.cfg = cfg;
+    ig.stats = stats;
+    ig.inputs_stats = tm_stats_obj(stats, "inputs");
+    tm_stats_add(ig.inputs_stats, "seen", 0);
+    tm_stats_add(ig.inputs_stats, "ingested", 0);
+    tm_stats_add(ig.inputs_stats, "unchanged", 0);
+    tm_stats_add(ig.inputs_stats, "failed", 0);
+    ig.skipped = tm_stats_obj(stats, "skipped");
+    ig.counts = tm_stats_obj(stats, "records");
+    cJSON *errors = tm_stats_obj(stats, "errors");
+    ig.error_list = cJSON_AddArrayToObject(errors, "list");
+    ig.forced_domain = -1;
+    if (cfg->domain) {
+        ig.forced_domain = tm_domain_parse(cfg->domain);
+        if (ig.forced_domain < 0) {
+            tm_log_error("--domain: unknown domain '%s' (text, math or code)", cfg->domain);
+            return TM_ERR_USAGE;
+        }
+    }
+    batch_init(&ig.batch);
+    tm_buf_init(&ig.member, cfg->max_doc_size + 1);
+    /* Normalization can grow text (one invalid byte becomes 3); the cap is the document
+     * limit plus that worst case, and an over-cap result is skipped as too large. */
+    tm_buf_init(&ig.text, cfg->max_doc_size);
+    tm_buf_init(&ig.conv, cfg->max_doc_size);
+    tm_buf_init(&ig.source, 1 << 16);
+
+    if (tm_mkdirs(cfg->workdir) != TM_OK) {
+        rc = TM_ERR_IO;
+        goto out;
+    }
+    lock = tm_lock_workdir(cfg->workdir);
+    if (lock < 0) {
+        rc = lock;
+        goto out;
+    }
+    rc = tm_store_open(&ig.store, cfg->workdir, 0);
+    if (rc)
+        goto out;
+    struct gen_ctx gctx = {&ig, 0};
+    rc = tm_db_read(&ig.store.db, find_gen_fn, &gctx);
+    if (rc)
+        goto out;
+    if (ig.gen_no)
+        tm_log_info("generation %u was left open by an interrupted run; continuing it",
+                    ig.gen_no);
+
+    expand_inputs(&ig, inputs, ninputs, &paths);
+    tm_progress_init(&ig.progress, "ingest", paths.n, paths.bytes, progress, 0);
+    for (size_t i = 0; i < paths.n && rc == TM_OK; i++) {
+        uint64_t before = ig.input_bytes;
+        if (strcmp(paths.items[i], ING_MATH_INPUT) == 0)
+            rc = ingest_math(&ig, gctx.last);
+        else
+            rc = ingest_file(&ig, paths.items[i], gctx.last);
+        struct stat st;
+        uint64_t b = ig.input_bytes - before;
+        if (b == 0 && stat(paths.items[i], &st) == 0)
+            b = (uint64_t)st.st_size;
+        tm_progress_add(&ig.progress, 1, b);
+    }
+    if (rc == TM_OK)
+        rc = commit(&ig);
+    if (rc == TM_OK && ig.gen_no) {
+        ig.gen.state = TM_GEN_CLOSED;
+        ig.gen.finished = (int64_t)time(NULL);
+        struct commit_ctx ctx = {&ig, 1};
+        rc = tm_db_write(&ig.store.db, commit_fn, &ctx);
+    }
+    tm_progress_finish(&ig.progress);
+    fill_stats(&ig);
+    if (rc == TM_OK && ig.errors)
+        rc = TM_ERR_PARTIAL;
+out:
+    for (size_t i = 0; i < paths.n; i++)
+        free(paths.items[i]);
+    free(paths.items);
+    tm_store_close(&ig.store);
+    if (lock >= 0)
+        tm_unlock(lock);
+    batch_release(&ig.batch);
+    tm_buf_release(&ig.member);
+    tm_buf_release(&ig.text);
+    tm_buf_release(&ig.conv);
+    tm_buf_release(&ig.source);
+    return rc;
+}

@@ -1,0 +1,71 @@
+# Shared helpers for the CLI tests. Each test sources this file; ctest provides TOKENMILL
+# (the binary), TM_FIXTURE (the archive fixture writer), TM_SRC and TM_TEST_TMP.
+set -euo pipefail
+: "${TOKENMILL:?TOKENMILL must point at the tokenmill binary}"
+TEST_NAME=$(basename "$0" .sh)
+T=$(mktemp -d "${TM_TEST_TMP:-/tmp}/${TEST_NAME}.XXXXXX" 2>/dev/null || mktemp -d)
+mkdir -p "$T"
+trap 'rm -rf "$T"' EXIT
+CHECKS=0
+
+fail() {
+  echo "FAIL [$TEST_NAME]: $*" >&2
+  exit 1
+}
+
+ok() {
+  CHECKS=$((CHECKS + 1))
+}
+
+# tm ARGS...: runs tokenmill, stdout to $T/out, stderr to $T/err, exit code to $RC.
+tm() {
+  set +e
+  "$TOKENMILL" "$@" >"$T/out" 2>"$T/err"
+  RC=$?
+  set -e
+}
+
+expect_rc() {
+  [ "$RC" -eq "$1" ] || { echo "--- stdout"; cat "$T/out"; echo "--- stderr"; cat "$T/err"; fail "expected exit $1, got $RC ($2)"; } >&2
+  ok
+}
+
+expect_grep() { # FILE PATTERN WHAT
+  grep -qE -- "$2" "$1" || { echo "--- $1"; head -c 4000 "$1"; fail "$3: /$2/ not found"; } >&2
+  ok
+}
+
+expect_no_grep() { # FILE PATTERN WHAT
+  if grep -qE -- "$2" "$1"; then
+    { echo "--- $1"; head -c 4000 "$1"; fail "$3: /$2/ found"; } >&2
+  fi
+  ok
+}
+
+expect_eq() { # GOT WANT WHAT
+  [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
+  ok
+}
+
+# jget FILE PATH: prints the JSON value at a dotted path ("documents.code"), or "null".
+jget() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for part in sys.argv[2].split('.'):
+    if isinstance(v, list):
+        v = v[int(part)]
+    elif isinstance(v, dict) and part in v:
+        v = v[part]
+    else:
+        v = None
+        break
+if isinstance(v, float) and v.is_integer():
+    v = int(v)
+print("null" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
+PY
+}
+
+done_checks() {
+  echo "$TEST_NAME: $CHECKS checks passed"
+}

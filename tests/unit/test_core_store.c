@@ -1,0 +1,182 @@
+/* tm_store: creation, the format check, and the fixed-size records. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tm_err.h"
+#include "tm_fs.h"
+#include "tm_log.h"
+#include "tm_store.h"
+
+static char *make_tmpdir(void)
+{
+    const char *base = getenv("TM_TEST_TMP");
+    char tmpl[512];
+    if (base)
+        tm_mkdirs(base);
+    snprintf(tmpl, sizeof(tmpl), "%s/store.XXXXXX", base ? base : "/tmp");
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static void test_create_and_reopen(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    struct tm_store s;
+    assert_int_equal(tm_store_open(&s, dir, TM_DB_RDONLY), TM_ERR_NOTFOUND);
+    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
+    tm_store_close(&s);
+    assert_int_equal(tm_store_open(&s, dir, TM_DB_RDONLY), TM_OK);
+    tm_store_close(&s);
+    free(dir);
+}
+
+static int put_format(MDB_txn *txn, struct tm_db *db, void *ctx)
+{
+    unsigned char rec[TM_REC_HDR];
+    tm_rec_header(rec, "TMST", *(unsigned *)ctx);
+    return tm_db_put(db, txn, TM_STORE_META, "format", 6, rec, sizeof(rec), 0);
+}
+
+static void test_newer_format_refused(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    struct tm_store s;
+    unsigned newer = TM_STORE_FORMAT + 1;
+    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
+    assert_int_equal(tm_db_write(&s.db, put_format, &newer), TM_OK);
+    tm_store_close(&s);
+    assert_int_equal(tm_store_open(&s, dir, 0), TM_ERR_VERSION);
+    assert_int_equal(tm_store_open(&s, dir, TM_DB_RDONLY), TM_ERR_VERSION);
+    free(dir);
+}
+
+static void test_input_record(void **state)
+{
+    (void)state;
+    struct tm_input in = {.size = 123456789012ull,
+                          .mtime_ns = -5,
+                          .generation = 7,
+                          .state = TM_INPUT_PARTIAL,
+                          .units = 99,
+                          .docs = 98,
+                          .bytes = 1ull << 40,
+                          .errors = 1};
+    for (int i = 0; i < 16; i++)
+        in.hash[i] = (unsigned char)(i * 17);
+    unsigned char rec[TM_INPUT_REC_SIZE];
+    tm_input_encode(&in, rec);
+    struct tm_input out;
+    assert_int_equal(tm_input_decode(rec, sizeof(rec), &out, "t"), TM_OK);
+    assert_memory_equal(&in, &out, sizeof(in));
+    assert_int_equal(tm_input_decode(rec, sizeof(rec) - 1, &out, "t"), TM_ERR_FORMAT);
+    rec[TM_REC_HDR + 36] = 9; /* unknown state */
+    assert_int_equal(tm_input_decode(rec, sizeof(rec), &out, "t"), TM_ERR_FORMAT);
+}
+
+static void test_gen_record(void **state)
+{
+    (void)state;
+    struct tm_gen g = {.state = TM_GEN_OPEN, .inputs = 3, .started = 1700000000, .next_seq = 42};
+    for (int d = 0; d < TM_DOMAIN_COUNT; d++) {
+        g.docs[d] = (uint64_t)d + 10;
+        g.bytes[d] = (uint64_t)d * 1000 + 1;
+    }
+    unsigned char rec[TM_GEN_REC_SIZE];
+    tm_gen_encode(&g, rec);
+    struct tm_gen out;
+    assert_int_equal(tm_gen_decode(rec, sizeof(rec), &out, "g"), TM_OK);
+    assert_memory_equal(&g, &out, sizeof(g));
+    memcpy(rec, "XXXX", 4);
+    assert_int_equal(tm_gen_decode(rec, sizeof(rec), &out, "g"), TM_ERR_FORMAT);
+}
+
+struct docs_ctx {
+    uint32_t last;
+};
+
+static int write_gens(MDB_txn *txn, struct tm_db *db, void *ctx)
+{
+    (void)ctx;
+    for (uint32_t gen = 1; gen <= 3; gen++) {
+        unsigned char key[4], rec[TM_GEN_REC_SIZE];
+        struct tm_gen g = {.state = TM_GEN_CLOSED, .next_seq = gen};
+        tm_be32_put(key, gen);
+        tm_gen_encode(&g, rec);
+        int rc = tm_db_put(db, txn, TM_STORE_GENS, key, 4, rec, sizeof(rec), 0);
+        if (rc)
+            return rc;
+    }
+    struct tm_doc d = {.id = tm_doc_make_id(2, 5),
+                       .generation = 2,
+                       .domain = TM_DOMAIN_CODE,
+                       .lang = "c",
+                       .lang_len = 1,
+                       .source = "a.c",
+                       .source_len = 3,
+                       .meta = "{}",
+                       .meta_len = 2,
+                       .text = "int x;",
+                       .text_len = 6};
+    unsigned char key[8];
+    void *dst;
+    tm_be64_put(key, d.id);
+    int rc = tm_db_reserve(db, txn, TM_STORE_DOCS, key, 8, tm_doc_encoded_size(&d), &dst);
+    if (rc)
+        return rc;
+    tm_doc_encode(&d, dst);
+    return TM_OK;
+}
+
+static int read_back(MDB_txn *txn, struct tm_db *db, void *ctx)
+{
+    struct tm_store *s = ctx;
+    (void)db;
+    uint32_t last;
+    struct tm_gen g;
+    struct tm_doc d;
+    assert_int_equal(tm_store_last_gen(s, txn, &last), TM_OK);
+    assert_int_equal(last, 3);
+    assert_int_equal(tm_store_get_gen(s, txn, 2, &g), TM_OK);
+    assert_int_equal(g.next_seq, 2);
+    assert_int_equal(tm_store_get_gen(s, txn, 4, &g), TM_ERR_NOTFOUND);
+    assert_int_equal(tm_store_get_doc(s, txn, tm_doc_make_id(2, 5), &d), TM_OK);
+    assert_string_equal(d.text, "int x;");
+    assert_string_equal(d.lang, "c");
+    assert_int_equal(tm_doc_id_generation(d.id), 2);
+    assert_int_equal(tm_store_get_doc(s, txn, tm_doc_make_id(2, 6), &d), TM_ERR_NOTFOUND);
+    return TM_OK;
+}
+
+static void test_generations_and_docs(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    struct tm_store s;
+    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
+    assert_int_equal(tm_db_write(&s.db, write_gens, NULL), TM_OK);
+    assert_int_equal(tm_db_read(&s.db, read_back, &s), TM_OK);
+    tm_store_close(&s);
+    free(dir);
+}
+
+int main(void)
+{
+    tm_log_set_level(TM_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_and_reopen),    cmocka_unit_test(test_newer_format_refused),
+        cmocka_unit_test(test_input_record),         cmocka_unit_test(test_gen_record),
+        cmocka_unit_test(test_generations_and_docs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
