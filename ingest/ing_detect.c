@@ -27,7 +27,7 @@ static int is_space(unsigned char c)
     return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-static int is_ident(unsigned char c)
+static inline int is_ident(unsigned char c)
 {
     return is_alpha(c) || is_digit(c) || c == '_';
 }
@@ -182,7 +182,8 @@ enum ing_kind ing_kind_detect(const char *name, size_t name_len, const char *hea
         if (is_man_extension(ext, elen))
             return ING_KIND_ROFF;
     }
-    if (!head)
+    /* A source file is text whatever it starts with; ing_lang_from_name is below. */
+    if (!head || (name && ing_lang_from_name(name, name_len)))
         return ING_KIND_TEXT;
     const char *h = head;
     size_t hn = n;
@@ -215,7 +216,9 @@ static const struct {
     size_t off, len;
     const char *magic;
 } binary_magics[] = {
-    {0, 4, "\x7f" "ELF"},
+    {0, 4,
+     "\x7f"
+     "ELF"},
     {0, 8, "\x89PNG\r\n\x1a\n"},
     {0, 3, "\xff\xd8\xff"},
     {0, 6, "GIF87a"},
@@ -226,7 +229,9 @@ static const struct {
     {0, 4, "PK\x07\x08"},
     {0, 2, "\x1f\x8b"},
     {0, 4, "\x28\xb5\x2f\xfd"},
-    {0, 6, "\xfd" "7zXZ\0"},
+    {0, 6,
+     "\xfd"
+     "7zXZ\0"},
     {0, 6, "7z\xbc\xaf\x27\x1c"},
     {4, 6, "1AY&SY"}, /* bzip2 block header after "BZh<level>" */
     {0, 4, "\x04\x22\x4d\x18"},
@@ -262,8 +267,7 @@ static const struct {
  * VT, FF, CR and ESC (ANSI colours in logs) are allowed. */
 static int is_binary_ctrl(unsigned char c)
 {
-    return c < 0x20 && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r' &&
-           c != 0x1b;
+    return c < 0x20 && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r' && c != 0x1b;
 }
 
 int ing_is_binary(const unsigned char *p, size_t n)
@@ -333,40 +337,142 @@ static const struct {
 static const struct {
     const char *ext, *lang;
 } lang_exts[] = {
-    {"c", "c"},           {"h", "c"},           {"C", "cpp"},         {"H", "cpp"},
-    {"cc", "cpp"},        {"cpp", "cpp"},       {"cxx", "cpp"},       {"c++", "cpp"},
-    {"hpp", "cpp"},       {"hh", "cpp"},        {"hxx", "cpp"},       {"h++", "cpp"},
-    {"ipp", "cpp"},       {"tpp", "cpp"},       {"txx", "cpp"},       {"inl", "cpp"},
-    {"ino", "cpp"},       {"cu", "cuda"},       {"cuh", "cuda"},      {"py", "python"},
-    {"pyi", "python"},    {"pyw", "python"},    {"pyx", "cython"},    {"pxd", "cython"},
-    {"js", "javascript"}, {"mjs", "javascript"}, {"cjs", "javascript"}, {"jsx", "javascript"},
-    {"ts", "typescript"}, {"tsx", "typescript"}, {"mts", "typescript"}, {"cts", "typescript"},
-    {"go", "go"},         {"rs", "rust"},       {"java", "java"},     {"kt", "kotlin"},
-    {"kts", "kotlin"},    {"scala", "scala"},   {"sc", "scala"},      {"groovy", "groovy"},
-    {"gradle", "groovy"}, {"rb", "ruby"},       {"rake", "ruby"},     {"gemspec", "ruby"},
-    {"pl", "perl"},       {"pm", "perl"},       {"php", "php"},       {"phtml", "php"},
-    {"sh", "shell"},      {"bash", "shell"},    {"zsh", "shell"},     {"ksh", "shell"},
-    {"fish", "fish"},     {"ps1", "powershell"}, {"psm1", "powershell"}, {"bat", "batch"},
-    {"cmd", "batch"},     {"lua", "lua"},       {"r", "r"},           {"jl", "julia"},
-    {"swift", "swift"},   {"m", "objective-c"}, {"mm", "objective-c"}, {"cs", "csharp"},
-    {"fs", "fsharp"},     {"fsx", "fsharp"},    {"fsi", "fsharp"},    {"vb", "visual-basic"},
-    {"hs", "haskell"},    {"lhs", "haskell"},   {"ml", "ocaml"},      {"mli", "ocaml"},
-    {"ex", "elixir"},     {"exs", "elixir"},    {"erl", "erlang"},    {"hrl", "erlang"},
-    {"clj", "clojure"},   {"cljs", "clojure"},  {"cljc", "clojure"},  {"lisp", "common-lisp"},
-    {"lsp", "common-lisp"}, {"scm", "scheme"},  {"ss", "scheme"},     {"rkt", "racket"},
-    {"el", "emacs-lisp"}, {"elm", "elm"},       {"dart", "dart"},     {"sql", "sql"},
-    {"cmake", "cmake"},   {"mk", "make"},       {"mak", "make"},      {"asm", "assembly"},
-    {"s", "assembly"},    {"S", "assembly"},    {"f", "fortran"},     {"for", "fortran"},
-    {"f77", "fortran"},   {"f90", "fortran"},   {"f95", "fortran"},   {"f03", "fortran"},
-    {"f08", "fortran"},   {"pas", "pascal"},    {"d", "d"},           {"zig", "zig"},
-    {"nim", "nim"},       {"nims", "nim"},      {"vim", "vim"},       {"tcl", "tcl"},
-    {"awk", "awk"},       {"sed", "sed"},       {"proto", "protobuf"}, {"thrift", "thrift"},
-    {"css", "css"},       {"scss", "css"},      {"less", "css"},      {"vue", "vue"},
-    {"svelte", "svelte"}, {"glsl", "glsl"},     {"hlsl", "hlsl"},     {"sol", "solidity"},
-    {"nix", "nix"},       {"tf", "terraform"},  {"hcl", "terraform"}, {"ada", "ada"},
-    {"adb", "ada"},       {"ads", "ada"},       {"cob", "cobol"},     {"cbl", "cobol"},
-    {"m4", "m4"},         {"y", "yacc"},        {"l", "lex"},         {"sv", "systemverilog"},
-    {"svh", "systemverilog"}, {"vhd", "vhdl"},  {"vhdl", "vhdl"},     {"pro", "prolog"},
+    {"c", "c"},
+    {"h", "c"},
+    {"C", "cpp"},
+    {"H", "cpp"},
+    {"cc", "cpp"},
+    {"cpp", "cpp"},
+    {"cxx", "cpp"},
+    {"c++", "cpp"},
+    {"hpp", "cpp"},
+    {"hh", "cpp"},
+    {"hxx", "cpp"},
+    {"h++", "cpp"},
+    {"ipp", "cpp"},
+    {"tpp", "cpp"},
+    {"txx", "cpp"},
+    {"inl", "cpp"},
+    {"ino", "cpp"},
+    {"cu", "cuda"},
+    {"cuh", "cuda"},
+    {"py", "python"},
+    {"pyi", "python"},
+    {"pyw", "python"},
+    {"pyx", "cython"},
+    {"pxd", "cython"},
+    {"js", "javascript"},
+    {"mjs", "javascript"},
+    {"cjs", "javascript"},
+    {"jsx", "javascript"},
+    {"ts", "typescript"},
+    {"tsx", "typescript"},
+    {"mts", "typescript"},
+    {"cts", "typescript"},
+    {"go", "go"},
+    {"rs", "rust"},
+    {"java", "java"},
+    {"kt", "kotlin"},
+    {"kts", "kotlin"},
+    {"scala", "scala"},
+    {"sc", "scala"},
+    {"groovy", "groovy"},
+    {"gradle", "groovy"},
+    {"rb", "ruby"},
+    {"rake", "ruby"},
+    {"gemspec", "ruby"},
+    {"pl", "perl"},
+    {"pm", "perl"},
+    {"php", "php"},
+    {"phtml", "php"},
+    {"sh", "shell"},
+    {"bash", "shell"},
+    {"zsh", "shell"},
+    {"ksh", "shell"},
+    {"fish", "fish"},
+    {"ps1", "powershell"},
+    {"psm1", "powershell"},
+    {"bat", "batch"},
+    {"cmd", "batch"},
+    {"lua", "lua"},
+    {"r", "r"},
+    {"jl", "julia"},
+    {"swift", "swift"},
+    {"m", "objective-c"},
+    {"mm", "objective-c"},
+    {"cs", "csharp"},
+    {"fs", "fsharp"},
+    {"fsx", "fsharp"},
+    {"fsi", "fsharp"},
+    {"vb", "visual-basic"},
+    {"hs", "haskell"},
+    {"lhs", "haskell"},
+    {"ml", "ocaml"},
+    {"mli", "ocaml"},
+    {"ex", "elixir"},
+    {"exs", "elixir"},
+    {"erl", "erlang"},
+    {"hrl", "erlang"},
+    {"clj", "clojure"},
+    {"cljs", "clojure"},
+    {"cljc", "clojure"},
+    {"lisp", "common-lisp"},
+    {"lsp", "common-lisp"},
+    {"scm", "scheme"},
+    {"ss", "scheme"},
+    {"rkt", "racket"},
+    {"el", "emacs-lisp"},
+    {"elm", "elm"},
+    {"dart", "dart"},
+    {"sql", "sql"},
+    {"cmake", "cmake"},
+    {"mk", "make"},
+    {"mak", "make"},
+    {"asm", "assembly"},
+    {"s", "assembly"},
+    {"S", "assembly"},
+    {"f", "fortran"},
+    {"for", "fortran"},
+    {"f77", "fortran"},
+    {"f90", "fortran"},
+    {"f95", "fortran"},
+    {"f03", "fortran"},
+    {"f08", "fortran"},
+    {"pas", "pascal"},
+    {"d", "d"},
+    {"zig", "zig"},
+    {"nim", "nim"},
+    {"nims", "nim"},
+    {"vim", "vim"},
+    {"tcl", "tcl"},
+    {"awk", "awk"},
+    {"sed", "sed"},
+    {"proto", "protobuf"},
+    {"thrift", "thrift"},
+    {"css", "css"},
+    {"scss", "css"},
+    {"less", "css"},
+    {"vue", "vue"},
+    {"svelte", "svelte"},
+    {"glsl", "glsl"},
+    {"hlsl", "hlsl"},
+    {"sol", "solidity"},
+    {"nix", "nix"},
+    {"tf", "terraform"},
+    {"hcl", "terraform"},
+    {"ada", "ada"},
+    {"adb", "ada"},
+    {"ads", "ada"},
+    {"cob", "cobol"},
+    {"cbl", "cobol"},
+    {"m4", "m4"},
+    {"y", "yacc"},
+    {"l", "lex"},
+    {"sv", "systemverilog"},
+    {"svh", "systemverilog"},
+    {"vhd", "vhdl"},
+    {"vhdl", "vhdl"},
+    {"pro", "prolog"},
 };
 
 /* Extensions of prose and markup: a name with one of these is not code even when its content
@@ -426,22 +532,29 @@ static int is_prose_name(const char *name, size_t len)
 static const struct {
     const char *interp, *lang;
 } shebangs[] = {
-    {"sh", "shell"},          {"bash", "shell"},       {"dash", "shell"},
-    {"zsh", "shell"},         {"ksh", "shell"},        {"mksh", "shell"},
-    {"ash", "shell"},         {"busybox", "shell"},    {"csh", "csh"},
-    {"tcsh", "csh"},          {"fish", "fish"},        {"python", "python"},
-    {"pypy", "python"},       {"perl", "perl"},        {"ruby", "ruby"},
-    {"node", "javascript"},   {"nodejs", "javascript"}, {"deno", "javascript"},
-    {"bun", "javascript"},    {"ts-node", "typescript"}, {"php", "php"},
-    {"lua", "lua"},           {"luajit", "lua"},       {"tclsh", "tcl"},
-    {"wish", "tcl"},          {"awk", "awk"},          {"gawk", "awk"},
-    {"mawk", "awk"},          {"nawk", "awk"},         {"sed", "sed"},
-    {"Rscript", "r"},         {"julia", "julia"},      {"make", "make"},
-    {"pwsh", "powershell"},   {"groovy", "groovy"},    {"scala", "scala"},
-    {"elixir", "elixir"},     {"escript", "erlang"},   {"runghc", "haskell"},
-    {"runhaskell", "haskell"}, {"ocaml", "ocaml"},     {"guile", "scheme"},
-    {"racket", "racket"},     {"sbcl", "common-lisp"}, {"swift", "swift"},
-    {"dart", "dart"},
+    {"sh", "shell"},          {"bash", "shell"},
+    {"dash", "shell"},        {"zsh", "shell"},
+    {"ksh", "shell"},         {"mksh", "shell"},
+    {"ash", "shell"},         {"busybox", "shell"},
+    {"csh", "csh"},           {"tcsh", "csh"},
+    {"fish", "fish"},         {"python", "python"},
+    {"pypy", "python"},       {"perl", "perl"},
+    {"ruby", "ruby"},         {"node", "javascript"},
+    {"nodejs", "javascript"}, {"deno", "javascript"},
+    {"bun", "javascript"},    {"ts-node", "typescript"},
+    {"php", "php"},           {"lua", "lua"},
+    {"luajit", "lua"},        {"tclsh", "tcl"},
+    {"wish", "tcl"},          {"awk", "awk"},
+    {"gawk", "awk"},          {"mawk", "awk"},
+    {"nawk", "awk"},          {"sed", "sed"},
+    {"Rscript", "r"},         {"julia", "julia"},
+    {"make", "make"},         {"pwsh", "powershell"},
+    {"groovy", "groovy"},     {"scala", "scala"},
+    {"elixir", "elixir"},     {"escript", "erlang"},
+    {"runghc", "haskell"},    {"runhaskell", "haskell"},
+    {"ocaml", "ocaml"},       {"guile", "scheme"},
+    {"racket", "racket"},     {"sbcl", "common-lisp"},
+    {"swift", "swift"},       {"dart", "dart"},
 };
 
 /* The first line is read up to this many bytes; real shebangs are short (Linux truncates at
@@ -534,6 +647,12 @@ static const struct {
     {CL_C, AT_PP, "#if"},
     {CL_C, AT_PP, "#pragma"},
     {CL_C, AT_PP, "#undef"},
+    {CL_C, AT_PP, "#else"},
+    {CL_C, AT_PP, "#elif"},
+    {CL_C, AT_LINE, "extern "},
+    {CL_C, AT_ANY, "unsigned char"},
+    {CL_C, AT_ANY, "uint8_t"},
+    {CL_C, AT_ANY, "int64_t"},
     {CL_C, AT_ANY, "typedef"},
     {CL_C, AT_ANY, "sizeof("},
     {CL_C, AT_ANY, "->"},
@@ -729,10 +848,45 @@ static const struct {
  * those that only match at a line start: a scan looks at a handful of candidates per position
  * instead of the whole table. */
 struct marker_index {
+    /* Hashed first 2, 3 and 4 bytes of the markers (each by its length, at most 4): a quick
+     * reject, so most word starts in prose cost three bit tests. */
+    uint64_t pair[65536 / 64]; /* exact first two bytes of the markers */
+    uint64_t prefix[3][65536 / 64];
     uint16_t order[MARKER_COUNT];
     uint16_t first[257]; /* markers starting with byte c are order[first[c]..first[c+1]) */
 };
 static struct marker_index index_any, index_line;
+
+/* The first k (<= 4) bytes as a number, and a 16-bit multiplicative hash of it (Knuth's
+ * golden-ratio constant). */
+static inline uint32_t prefix_key(const unsigned char *s, size_t k)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < k; i++)
+        v |= (uint32_t)s[i] << (8 * i);
+    return v;
+}
+
+static inline unsigned prefix_hash(uint32_t v)
+{
+    return (unsigned)((v * 0x9e3779b1u) >> 16);
+}
+
+static inline int prefix_hit(const struct marker_index *x, const unsigned char *s, size_t avail)
+{
+    unsigned pr = (unsigned)s[0] << 8 | s[1];
+    if (!(x->pair[pr / 64] >> (pr % 64) & 1))
+        return 0;
+    size_t k = avail < 4 ? avail : 4;
+    uint32_t v = prefix_key(s, k);
+    for (size_t j = 2; j <= k; j++) {
+        uint32_t part = j == 4 ? v : v & ((1u << (8 * j)) - 1);
+        unsigned h = prefix_hash(part);
+        if (x->prefix[j - 2][h / 64] >> (h % 64) & 1)
+            return 1;
+    }
+    return 0;
+}
 static uint8_t marker_len[MARKER_COUNT];
 static pthread_once_t marker_once = PTHREAD_ONCE_INIT;
 
@@ -750,9 +904,21 @@ static void index_build(struct marker_index *x, int line)
     x->first[256] = at;
     uint16_t fill[256];
     memcpy(fill, x->first, sizeof fill);
-    for (size_t i = 0; i < MARKER_COUNT; i++)
-        if ((markers[i].at != AT_ANY) == line)
-            x->order[fill[(unsigned char)markers[i].pat[0]]++] = (uint16_t)i;
+    for (size_t i = 0; i < MARKER_COUNT; i++) {
+        if ((markers[i].at != AT_ANY) != line)
+            continue;
+        unsigned char c0 = (unsigned char)markers[i].pat[0];
+        x->order[fill[c0]++] = (uint16_t)i;
+        if (!line) {
+            size_t k = strlen(markers[i].pat);
+            k = k < 4 ? k : 4;
+            const unsigned char *pat = (const unsigned char *)markers[i].pat;
+            unsigned h = prefix_hash(prefix_key(pat, k));
+            x->prefix[k - 2][h / 64] |= (uint64_t)1 << (h % 64);
+            unsigned pr = (unsigned)pat[0] << 8 | pat[1];
+            x->pair[pr / 64] |= (uint64_t)1 << (pr % 64);
+        }
+    }
 }
 
 static void marker_index_build(void)
@@ -762,7 +928,6 @@ static void marker_index_build(void)
     index_build(&index_any, 0);
     index_build(&index_line, 1);
 }
-
 
 /* Does marker m match at t[i]? The caller has checked the first byte, the word boundary before
  * it, and the position (line start) for line markers; `le` is the end of the line. */
@@ -835,9 +1000,11 @@ const char *ing_lang_from_content(const char *text, size_t n)
             score_candidates(&s, &index_line, text, ls, le);
         int prev_ident = 0;
         for (size_t p = ls; p < le; p++) {
-            int id = is_ident((unsigned char)text[p]);
+            unsigned char c = (unsigned char)text[p];
+            int id = is_ident(c);
             /* A marker starting with a letter needs a word start: inside a word, skip. */
-            if (!(id && prev_ident))
+            if (!(id && prev_ident) && index_any.first[c] != index_any.first[c + 1] && p + 1 < le &&
+                prefix_hit(&index_any, (const unsigned char *)text + p, le - p))
                 score_candidates(&s, &index_any, text, p, le);
             prev_ident = id;
         }
@@ -875,27 +1042,27 @@ const char *ing_lang_from_content(const char *text, size_t n)
 
 /* LaTeX commands that only mathematics uses (plus Greek letters). */
 static const char *const math_commands[] = {
-    "frac",    "dfrac",   "tfrac",    "sqrt",    "sum",      "prod",     "int",     "iint",
-    "oint",    "lim",     "infty",    "partial", "nabla",    "cdot",     "cdots",   "ldots",
-    "times",   "div",     "pm",       "mp",      "leq",      "geq",      "le",      "ge",
-    "neq",     "ne",      "approx",   "equiv",   "sim",      "simeq",    "cong",    "propto",
-    "mathbb",  "mathrm",  "mathcal",  "mathbf",  "mathfrak", "operatorname", "left", "right",
-    "in",      "notin",   "subset",   "subseteq", "supset",  "cup",      "cap",     "setminus",
-    "forall",  "exists",  "to",       "mapsto",  "rightarrow", "Rightarrow", "iff",  "implies",
-    "binom",   "log",     "ln",       "sin",     "cos",      "tan",      "exp",     "det",
-    "pmod",    "bmod",    "vec",      "hat",     "bar",      "overline", "dots",    "alpha",
-    "beta",    "gamma",   "delta",    "epsilon", "varepsilon", "zeta",   "eta",     "theta",
-    "vartheta", "iota",   "kappa",    "lambda",  "mu",       "nu",       "xi",      "pi",
-    "rho",     "sigma",   "tau",      "upsilon", "phi",      "varphi",   "chi",     "psi",
-    "omega",   "Gamma",   "Delta",    "Theta",   "Lambda",   "Xi",       "Pi",      "Sigma",
-    "Phi",     "Psi",     "Omega",
+    "frac",     "dfrac",  "tfrac",   "sqrt",     "sum",        "prod",         "int",   "iint",
+    "oint",     "lim",    "infty",   "partial",  "nabla",      "cdot",         "cdots", "ldots",
+    "times",    "div",    "pm",      "mp",       "leq",        "geq",          "le",    "ge",
+    "neq",      "ne",     "approx",  "equiv",    "sim",        "simeq",        "cong",  "propto",
+    "mathbb",   "mathrm", "mathcal", "mathbf",   "mathfrak",   "operatorname", "left",  "right",
+    "in",       "notin",  "subset",  "subseteq", "supset",     "cup",          "cap",   "setminus",
+    "forall",   "exists", "to",      "mapsto",   "rightarrow", "Rightarrow",   "iff",   "implies",
+    "binom",    "log",    "ln",      "sin",      "cos",        "tan",          "exp",   "det",
+    "pmod",     "bmod",   "vec",     "hat",      "bar",        "overline",     "dots",  "alpha",
+    "beta",     "gamma",  "delta",   "epsilon",  "varepsilon", "zeta",         "eta",   "theta",
+    "vartheta", "iota",   "kappa",   "lambda",   "mu",         "nu",           "xi",    "pi",
+    "rho",      "sigma",  "tau",     "upsilon",  "phi",        "varphi",       "chi",   "psi",
+    "omega",    "Gamma",  "Delta",   "Theta",    "Lambda",     "Xi",           "Pi",    "Sigma",
+    "Phi",      "Psi",    "Omega",
 };
 
 /* \begin{...} environments that hold mathematics or mathematical structure. */
 static const char *const math_envs[] = {
-    "equation", "align",  "gather",  "multline", "eqnarray", "displaymath", "math",
-    "split",    "cases",  "matrix",  "pmatrix",  "bmatrix",  "vmatrix",     "theorem",
-    "lemma",    "proof",  "corollary", "proposition",
+    "equation", "align",   "gather", "multline", "eqnarray",  "displaymath",
+    "math",     "split",   "cases",  "matrix",   "pmatrix",   "bmatrix",
+    "vmatrix",  "theorem", "lemma",  "proof",    "corollary", "proposition",
 };
 
 static int in_word_list(const char *w, size_t len, const char *const *list, size_t count)
@@ -964,6 +1131,18 @@ static void math_scan(const char *t, size_t n, size_t *markers_out, size_t *char
     }
 
     for (i = 0; i < n; i++) {
+        /* Plain ASCII without a backslash holds no marker: skip it a word at a time. */
+        while (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, u + i, 8);
+            uint64_t b = v ^ 0x5c5c5c5c5c5c5c5cull; /* zero where a byte is '\\' */
+            if (((b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull) ||
+                (v & 0x8080808080808080ull))
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         unsigned char c = u[i];
         if (c == '\\' && i + 1 < n) {
             unsigned char d = u[i + 1];
@@ -982,8 +1161,8 @@ static void math_scan(const char *t, size_t n, size_t *markers_out, size_t *char
                     e++;
                 if (in_word_list(t + j + 1, e - j - 1, math_envs, ARRAY_LEN(math_envs)))
                     mk++;
-            } else if (len && in_word_list(t + i + 1, len, math_commands,
-                                           ARRAY_LEN(math_commands))) {
+            } else if (len &&
+                       in_word_list(t + i + 1, len, math_commands, ARRAY_LEN(math_commands))) {
                 mk++;
             }
             i = j - 1;
@@ -1019,8 +1198,7 @@ double ing_math_density(const char *text, size_t n)
 
 /* ---- Domain ------------------------------------------------------------------------------ */
 
-int ing_detect_domain(const char *name, size_t len, const char *text, size_t n,
-                      const char **lang)
+int ing_detect_domain(const char *name, size_t len, const char *text, size_t n, const char **lang)
 {
     const char *l = ing_lang_from_name(name, len);
     if (!l)

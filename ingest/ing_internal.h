@@ -82,8 +82,7 @@ double ing_math_density(const char *text, size_t n);
 /* Decides the domain (enum tm_domain) and, for code, the language of a document whose member
  * name is name[0..len) (may be empty): name, then shebang, then content for code; then the
  * math heuristic; otherwise text. *lang gets a static string ("und" for text and math). */
-int ing_detect_domain(const char *name, size_t len, const char *text, size_t n,
-                      const char **lang);
+int ing_detect_domain(const char *name, size_t len, const char *text, size_t n, const char **lang);
 
 /* ---- Markup reducers (ing_html.c, ing_roff.c) -------------------------------------------- */
 
@@ -111,19 +110,24 @@ typedef long (*ing_read_fn)(void *ctx, void *buf, size_t cap);
 struct ing_reader {
     ing_read_fn read;
     void *ctx;
-    char *buf;       /* owned */
-    size_t size;     /* allocated */
-    size_t pos, len; /* unread bytes are buf[pos..len) */
-    uint64_t offset; /* stream offset of buf[pos] */
-    uint64_t line;   /* lines returned so far by ing_reader_line */
-    int eof;         /* the source reported end of stream */
-    int err;         /* the first error from the source, sticky */
+    char *buf;             /* owned */
+    size_t size;           /* allocated */
+    size_t pos, len;       /* unread bytes are buf[pos..len) */
+    uint64_t offset;       /* stream offset of buf[pos] */
+    uint64_t line;         /* lines returned so far by ing_reader_line */
+    int eof;               /* the source reported end of stream */
+    int err;               /* the first error from the source, sticky */
+    int borrowed;          /* buf belongs to the caller (ing_reader_init_buf) */
     struct tm_buf scratch; /* assembles lines that span refills */
 };
 
 /* bufsize 0 picks 1 MiB. */
 void ing_reader_init(struct ing_reader *r, ing_read_fn read, void *ctx, size_t bufsize);
 void ing_reader_release(struct ing_reader *r);
+/* Like ing_reader_init, but reads into the caller's buffer buf[size] (borrowed until release;
+ * the reader switches to its own allocation if a peek asks for more than `size`). Lets a
+ * caller reading thousands of small members reuse one buffer. */
+void ing_reader_init_buf(struct ing_reader *r, ing_read_fn read, void *ctx, char *buf, size_t size);
 /* A reader over a memory buffer (borrowed), for tests and fuzz targets. */
 void ing_reader_init_mem(struct ing_reader *r, const void *data, size_t len);
 
@@ -151,9 +155,9 @@ struct ing_record {
     size_t text_len;
     const char *meta; /* JSON object text, "{}" when none */
     size_t meta_len;
-    int domain;       /* from the record (JSONL domain field), or -1 to detect */
-    const char *lang; /* from the record, or NULL */
-    const char *name; /* a name hinting the kind/language (e.g. a URL path), or NULL */
+    int domain;        /* from the record (JSONL domain field), or -1 to detect */
+    const char *lang;  /* from the record, or NULL */
+    const char *name;  /* a name hinting the kind/language (e.g. a URL path), or NULL */
     uint64_t position; /* line number (JSONL, 1-based) or byte offset (WARC) */
 };
 

@@ -26,6 +26,17 @@ void ing_reader_init(struct ing_reader *r, ing_read_fn read, void *ctx, size_t b
     tm_buf_init(&r->scratch, 0);
 }
 
+void ing_reader_init_buf(struct ing_reader *r, ing_read_fn read, void *ctx, char *buf, size_t size)
+{
+    memset(r, 0, sizeof(*r));
+    r->read = read;
+    r->ctx = ctx;
+    r->buf = buf;
+    r->size = size;
+    r->borrowed = 1;
+    tm_buf_init(&r->scratch, 0);
+}
+
 void ing_reader_init_mem(struct ing_reader *r, const void *data, size_t len)
 {
     memset(r, 0, sizeof(*r));
@@ -45,7 +56,7 @@ void ing_reader_release(struct ing_reader *r)
 {
     if (r == NULL)
         return;
-    if (r->read != NULL)
+    if (r->read != NULL && !r->borrowed)
         free(r->buf);
     tm_buf_release(&r->scratch);
     memset(r, 0, sizeof(*r));
@@ -213,12 +224,15 @@ size_t ing_reader_peek(struct ing_reader *r, size_t n, const char **p)
 {
     if (r->read != NULL && n > r->size && !r->err && !r->eof) {
         /* The caller asks for more than the buffer holds: grow it (the caller bounds n). */
-        char *nb = realloc(r->buf, n);
+        char *nb = r->borrowed ? malloc(n) : realloc(r->buf, n);
         if (nb == NULL) {
             r->err = TM_ERR_NOMEM;
         } else {
+            if (r->borrowed)
+                memcpy(nb, r->buf, r->len);
             r->buf = nb;
             r->size = n;
+            r->borrowed = 0;
         }
     }
     while (r->len - r->pos < n) {

@@ -42,7 +42,10 @@
 #define ING_HEAD_BYTES 4096
 /* Errors listed in the statistics JSON; all of them are counted and logged. */
 #define ING_MAX_ERROR_LIST 1000
-#define ING_READ_BLOCK (1u << 20)
+#define ING_READ_BLOCK     (1u << 20)
+/* A damaged archive is reopened to read the members after each fatally damaged one; this
+ * bounds the passes over one input (each pass may decompress everything before the damage). */
+#define ING_MAX_REOPEN 16
 
 struct batch_doc {
     uint64_t id;
@@ -90,8 +93,17 @@ struct ingest {
     uint64_t docs[TM_DOMAIN_COUNT], bytes[TM_DOMAIN_COUNT];
     uint64_t input_bytes, errors, problems;
     cJSON *stats, *skipped, *inputs_stats, *error_list, *counts;
-    /* the last libarchive error met while reading data, for messages */
+    /* the last libarchive error met while reading data, for messages, and whether it was
+     * fatal (the archive can give nothing more) */
     char arc_err[256];
+    int arc_fatal;
+    /* Reopening a damaged top-level archive to read the members after the damage: members
+     * to pass over, whether this is a reopened pass, and the 1-based index of the member
+     * whose fatal error ended the last pass (0 for none). */
+    uint64_t skip_members;
+    int reopened;
+    char *readbuf[ING_MAX_NESTING + 1];
+    uint64_t failed_member;
 };
 
 /* ---- Statistics and messages ----------------------------------------------------------- */
@@ -218,8 +230,8 @@ static int commit(struct ingest *ig)
     struct commit_ctx ctx = {ig, ig->gen_no != 0};
     int rc = tm_db_write(&ig->store.db, commit_fn, &ctx);
     if (rc) {
-        tm_log_error("%s: cannot commit a batch of %zu documents: %s", ig->cfg->workdir,
-                     b->nitems, tm_strerror(rc));
+        tm_log_error("%s: cannot commit a batch of %zu documents: %s", ig->cfg->workdir, b->nitems,
+                     tm_strerror(rc));
         return rc;
     }
     tm_log_debug("committed %zu documents, %zu input records", b->nitems, b->ninputs);
@@ -391,8 +403,11 @@ static long archive_read_cb(void *vctx, void *buf, size_t cap)
     if (n < 0) {
         /* Reported by the caller with the position; keep the message for it. */
         const char *msg = archive_error_string(src->a);
-        snprintf(src->ig->arc_err, sizeof(src->ig->arc_err), "%s",
-                 msg ? msg : "corrupt or truncated data");
+        char *e = src->ig->arc_err;
+        snprintf(e, sizeof(src->ig->arc_err), "%s", msg ? msg : "corrupt or truncated data");
+        for (size_t len = strlen(e); len > 0 && (e[len - 1] == '\n' || e[len - 1] == ' ');)
+            e[--len] = '\0';
+        src->ig->arc_fatal = n == ARCHIVE_FATAL;
         return TM_ERR_FORMAT;
     }
     return (long)n;
@@ -404,6 +419,12 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
 static const char *read_error_message(struct ingest *ig)
 {
     return ig->arc_err[0] ? ig->arc_err : "read error (corrupt or truncated data)";
+}
+
+/* Bytes of the member delivered before a read error: where the damage starts. */
+static uint64_t read_error_offset(const struct ing_reader *r)
+{
+    return r->offset + (r->len - r->pos);
 }
 
 /* A nested stream: libarchive pulls the compressed bytes of a member from the outer reader. */
@@ -456,12 +477,14 @@ static int is_compressed_magic(const unsigned char *p, size_t n)
         const char *magic;
         size_t len;
     } magics[] = {
-        {"\x1f\x8b", 2},                 /* gzip */
-        {"\x28\xb5\x2f\xfd", 4},         /* zstd */
-        {"\xfd" "7zXZ\x00", 6},          /* xz */
-        {"BZh", 3},                      /* bzip2 */
-        {"\x04\x22\x4d\x18", 4},         /* lz4 */
-        {"ustar", 0},                    /* placeholder, never matches (len 0 skipped) */
+        {"\x1f\x8b", 2},         /* gzip */
+        {"\x28\xb5\x2f\xfd", 4}, /* zstd */
+        {"\xfd"
+         "7zXZ\x00",
+         6},                     /* xz */
+        {"BZh", 3},              /* bzip2 */
+        {"\x04\x22\x4d\x18", 4}, /* lz4 */
+        {"ustar", 0},            /* placeholder, never matches (len 0 skipped) */
     };
     for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
         if (magics[i].len && n >= magics[i].len && memcmp(p, magics[i].magic, magics[i].len) == 0)
@@ -483,7 +506,7 @@ static int read_member(struct ingest *ig, struct ing_reader *r, const char *name
     if (r->err) {
         if (unit_begin(ig))
             return TM_OK;
-        note_error(ig, source, r->offset, "offset", read_error_message(ig));
+        note_error(ig, source, read_error_offset(r), "offset", read_error_message(ig));
         ig->cur.rec.errors++;
         return TM_OK;
     }
@@ -517,8 +540,8 @@ static int read_member(struct ingest *ig, struct ing_reader *r, const char *name
     struct ing_sink sink = {sink_record, sink_problem, sink_count, &mc};
     switch (kind) {
     case ING_KIND_JSONL: {
-        struct ing_jsonl_opts o = {ig->cfg->text_field, ig->cfg->domain_field,
-                                   ig->cfg->lang_field, ig->cfg->max_doc_size * 2 + 4096};
+        struct ing_jsonl_opts o = {ig->cfg->text_field, ig->cfg->domain_field, ig->cfg->lang_field,
+                                   ig->cfg->max_doc_size * 2 + 4096};
         int rc = ing_jsonl_read(r, &o, &sink);
         if (rc == TM_ERR_FORMAT || rc == TM_ERR_IO) {
             note_error(ig, source, r->line + 1, "line", read_error_message(ig));
@@ -574,7 +597,7 @@ static int read_member(struct ingest *ig, struct ing_reader *r, const char *name
         ing_reader_skip(r, n);
     }
     if (r->err) {
-        note_error(ig, source, r->offset, "offset", read_error_message(ig));
+        note_error(ig, source, read_error_offset(r), "offset", read_error_message(ig));
         ig->cur.rec.errors++;
         return TM_OK;
     }
@@ -616,6 +639,7 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
 {
     struct archive_entry *entry;
     int rc = TM_OK;
+    uint64_t index = 0; /* regular members met, counted at depth 0 only */
     for (;;) {
         int ar = archive_read_next_header(a, &entry);
         if (ar == ARCHIVE_EOF)
@@ -623,7 +647,11 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
         if (ar == ARCHIVE_RETRY)
             continue;
         if (ar == ARCHIVE_FATAL || ar < ARCHIVE_WARN) {
-            if (!unit_begin(ig)) {
+            /* On a reopened pass the damage was reported already (see ingest_file). */
+            if (depth == 0 && ig->reopened) {
+                tm_log_debug("%s: no member after the damaged one: %s", container,
+                             archive_error_string(a));
+            } else if (!unit_begin(ig)) {
                 char msg[512];
                 snprintf(msg, sizeof(msg), "cannot read archive entry: %s",
                          archive_error_string(a) ? archive_error_string(a) : "unknown error");
@@ -634,6 +662,8 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
         }
         if (archive_entry_filetype(entry) != AE_IFREG)
             continue;
+        if (depth == 0 && index++ < ig->skip_members)
+            continue; /* read by an earlier pass over this archive */
         int raw = archive_format(a) == ARCHIVE_FORMAT_RAW;
         const char *mname = raw ? display_name : archive_entry_pathname(entry);
         if (!mname)
@@ -650,8 +680,12 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
         base = base ? base + 1 : mname;
         struct archive_src src = {a, source, ig};
         ig->arc_err[0] = 0;
+        ig->arc_fatal = 0;
         struct ing_reader r;
-        ing_reader_init(&r, archive_read_cb, &src, ING_READ_BLOCK);
+        /* One read buffer per nesting depth, reused by every member. */
+        if (!ig->readbuf[depth])
+            ig->readbuf[depth] = tm_xmalloc(ING_READ_BLOCK);
+        ing_reader_init_buf(&r, archive_read_cb, &src, ig->readbuf[depth], ING_READ_BLOCK);
         int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : -1;
         rc = read_member(ig, &r, base, source, raw ? -1 : size, depth);
         int read_failed = r.err != 0;
@@ -659,8 +693,14 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
         free(source);
         if (rc)
             break;
-        if (read_failed && archive_errno(a) != 0 && raw)
-            break; /* a broken single stream has nothing more to give */
+        if (read_failed && (ig->arc_fatal || raw)) {
+            /* libarchive can give nothing more after a fatal error. At the top level the
+             * caller may reopen the archive and go on after this member (zip's central
+             * directory makes that work; a truncated stream simply ends). */
+            if (depth == 0 && !raw)
+                ig->failed_member = index;
+            break;
+        }
     }
     return rc;
 }
@@ -731,8 +771,7 @@ static int hash_hex_to_bytes(const char hex[33], unsigned char out[16])
 /* Starts or resumes input `key`: sets ig->cur. Returns 1 when the input must be read, 0 when
  * it is unchanged. */
 static int begin_input(struct ingest *ig, const char *key, const char *display, uint64_t size,
-                       int64_t mtime_ns, const unsigned char hash[16], uint32_t last_gen,
-                       int *need)
+                       int64_t mtime_ns, const unsigned char hash[16], uint32_t last_gen, int *need)
 {
     struct tm_input old;
     int found;
@@ -774,8 +813,8 @@ static int begin_input(struct ingest *ig, const char *key, const char *display, 
             tm_log_warn("%s: changed since an interrupted run; reading it again from the start",
                         display);
         else if (found)
-            tm_log_info("%s: changed since generation %u; reading it into generation %u",
-                        display, old.generation, ig->gen_no);
+            tm_log_info("%s: changed since generation %u; reading it into generation %u", display,
+                        old.generation, ig->gen_no);
         ig->gen.inputs++;
     }
     return TM_OK;
@@ -896,22 +935,31 @@ static int ingest_file(struct ingest *ig, const char *path, uint32_t last_gen)
         rc = finish_input(ig);
         goto out;
     }
-    struct archive *a = archive_read_new();
-    archive_enable(a, 0);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    if (archive_read_open_filename(a, abs, ING_READ_BLOCK) != ARCHIVE_OK) {
-        if (!unit_begin(ig)) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "cannot open: %s",
-                     archive_error_string(a) ? archive_error_string(a) : "unknown error");
-            note_error(ig, path, 0, NULL, msg);
-            ig->cur.rec.errors++;
+    ig->skip_members = 0;
+    ig->reopened = 0;
+    for (int pass = 0; pass < ING_MAX_REOPEN && rc == TM_OK; pass++) {
+        struct archive *a = archive_read_new();
+        archive_enable(a, 0);
+        ig->failed_member = 0;
+        if (archive_read_open_filename(a, abs, ING_READ_BLOCK) != ARCHIVE_OK) {
+            if (!ig->reopened && !unit_begin(ig)) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "cannot open: %s",
+                         archive_error_string(a) ? archive_error_string(a) : "unknown error");
+                note_error(ig, path, 0, NULL, msg);
+                ig->cur.rec.errors++;
+            }
+        } else {
+            rc = read_archive(ig, a, path, base, 0);
         }
-    } else {
-        rc = read_archive(ig, a, path, base, 0);
+        archive_read_free(a);
+        if (ig->failed_member == 0)
+            break;
+        ig->skip_members = ig->failed_member;
+        ig->reopened = 1;
     }
-    archive_read_free(a);
     if (rc == TM_OK)
         rc = finish_input(ig);
 out:
@@ -1056,8 +1104,7 @@ static void fill_stats(struct ingest *ig)
     tm_stats_set_num(errors, "count", (double)ig->errors);
 }
 
-int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progress,
-            cJSON *stats)
+int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progress, cJSON *stats)
 {
     struct ingest ig;
     struct pathlist paths = {0};
@@ -1107,8 +1154,7 @@ int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progre
     if (rc)
         goto out;
     if (ig.gen_no)
-        tm_log_info("generation %u was left open by an interrupted run; continuing it",
-                    ig.gen_no);
+        tm_log_info("generation %u was left open by an interrupted run; continuing it", ig.gen_no);
 
     expand_inputs(&ig, inputs, ninputs, &paths);
     tm_progress_init(&ig.progress, "ingest", paths.n, paths.bytes, progress, 0);
@@ -1148,5 +1194,7 @@ out:
     tm_buf_release(&ig.text);
     tm_buf_release(&ig.conv);
     tm_buf_release(&ig.source);
+    for (int d = 0; d <= ING_MAX_NESTING; d++)
+        free(ig.readbuf[d]);
     return rc;
 }

@@ -25,6 +25,17 @@ static inline uint64_t word_special(uint64_t v)
     return (v | nul | cr) & HIGHS;
 }
 
+/* Index of the first flagged byte of a word_special() mask, in memory order. */
+static inline size_t first_special(uint64_t mask)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(mask) >> 3;
+#else
+    (void)mask;
+    return 0; /* big endian: let the byte path find it */
+#endif
+}
+
 /* The UTF-8 replacement character U+FFFD. */
 static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
 
@@ -52,7 +63,7 @@ static struct lead lead_of(unsigned char c)
         return (struct lead){4, 0x80, 0xbf};
     if (c == 0xf4)
         return (struct lead){4, 0x80, 0x8f}; /* excludes > U+10FFFF */
-    return (struct lead){0, 0, 0};          /* F5..FF never appear */
+    return (struct lead){0, 0, 0};           /* F5..FF never appear */
 }
 
 /* Looks at the non-ASCII sequence starting at p[0] (p[0] >= 0x80), with `n` bytes available.
@@ -122,16 +133,22 @@ int ing_normalize(const char *in, size_t n, struct tm_buf *out, struct ing_norm_
         while ((size_t)(end - p) >= 8 && lim - w >= 8) {
             uint64_t v;
             memcpy(&v, p, 8);
-            if (word_special(v))
-                break;
+            uint64_t sp = word_special(v);
             memcpy(w, p, 8);
+            if (sp) {
+                /* Keep the clean bytes before the first special one (the lowest flagged byte
+                 * is exact; later flags may be borrow artefacts, and are redone anyway). */
+                size_t k = first_special(sp);
+                w += k;
+                p += k;
+                break;
+            }
             w += 8;
             p += 8;
         }
         if (p >= end)
             break;
-        /* Slow path: one byte or one sequence. Note: a word with a special byte is redone here
-         * byte by byte up to that byte, then the fast path resumes. */
+        /* Slow path: one byte or one sequence, then the fast path resumes. */
         unsigned char c = *p;
         if (c < 0x80) {
             if (c == 0) {

@@ -520,6 +520,8 @@ struct http_msg {
 static int parse_http(char *p, size_t n, struct http_msg *m)
 {
     memset(m, 0, sizeof(*m));
+    if (n < 5)
+        return -1; /* also keeps an empty block's NULL data away from memchr */
     const char *nl = memchr(p, '\n', n);
     size_t ll = nl ? (size_t)(nl - p) : n;
     if (ll > 0 && p[ll - 1] == '\r')
@@ -618,18 +620,24 @@ static int meta_string(cJSON *obj, const char *key, const char *v, size_t n, int
 }
 
 /* The path of a URL ("/a/b.py" from "http://host/a/b.py?q"), as a name hint. */
-static void url_path(const char *url, struct tm_buf *out)
+static void url_path(const char *url, size_t n, struct tm_buf *out)
 {
+    const char *end = url + n;
     const char *p = url;
-    const char *scheme = strstr(url, "://");
+    const char *scheme = memmem(url, n, "://", 3);
     tm_buf_reset(out);
     if (scheme != NULL) {
-        p = strchr(scheme + 3, '/');
+        p = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
         if (p == NULL)
-            p = "/";
+            p = end;
     }
-    size_t n = strcspn(p, "?#");
-    tm_buf_append(out, p, n);
+    size_t k = 0;
+    while (p + k < end && p[k] != '?' && p[k] != '#')
+        k++;
+    if (k == 0)
+        tm_buf_puts(out, "/");
+    else
+        tm_buf_append(out, p, k);
 }
 
 /* Turns a response record into a document. Returns TM_OK or the sink's error. */
@@ -735,7 +743,7 @@ static int response(struct warc *w, uint64_t off)
     rec.lang = NULL;
     rec.name = NULL;
     if (uri != NULL) {
-        url_path(field(w, WF_URI), &w->name);
+        url_path(uri, un, &w->name);
         rec.name = w->name.data; /* NULL if even the empty path could not be stored */
     }
     rec.position = off;

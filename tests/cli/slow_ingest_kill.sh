@@ -13,7 +13,7 @@ import json, random, sys
 rng = random.Random(42)
 words = "mill grain flour wheel river stone miller sack cart valley harvest wind".split()
 with open(sys.argv[1], "w") as f:
-    for i in range(40000):
+    for i in range(150000):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(20, 80)))
         f.write(json.dumps({"id": i, "text": f"{i}: {text}"}) + "\n")
 PY
@@ -27,7 +27,7 @@ for i in $(seq 1 400); do
   printf 'Plain file %d, one of many in a folder.\n' "$i" >"$F/dir/f$i.txt"
 done
 
-opts=(--no-progress --quiet --batch-docs 250)
+opts=(--no-progress --quiet --batch-docs 100)
 start=$(date +%s%N)
 tm ingest --workdir "$T/ref" "${opts[@]}" "$F"
 expect_rc 0 "uninterrupted run"
@@ -35,15 +35,17 @@ ref_ns=$(( $(date +%s%N) - start ))
 tm inspect --workdir "$T/ref" --list
 cp "$T/out" "$T/ref.list"
 total=$(wc -l <"$T/ref.list")
-expect_eq "$total" $((40000 + 1500 + 400)) "documents in the uninterrupted run"
+expect_eq "$total" $((150000 + 1500 + 400)) "documents in the uninterrupted run"
 
 W="$T/killed"
 kills=0
 for round in $(seq 1 60); do
   "$TOKENMILL" ingest --workdir "$W" "${opts[@]}" "$F" >/dev/null 2>"$T/kill.err" &
   pid=$!
-  # A random moment within the uninterrupted run's duration.
-  delay_ns=$(( (RANDOM * 32768 + RANDOM) % (ref_ns > 0 ? ref_ns : 1) ))
+  # A random moment within the first third of the uninterrupted run's duration: each resumed
+  # run has less left to do, and the test needs kills that land mid-way.
+  window=$(( ref_ns / 3 > 1000000 ? ref_ns / 3 : 1000000 ))
+  delay_ns=$(( (RANDOM * 32768 + RANDOM) % window ))
   sleep "$(printf '%d.%09d' $((delay_ns / 1000000000)) $((delay_ns % 1000000000)))"
   if kill -9 "$pid" 2>/dev/null; then
     wait "$pid" 2>/dev/null || true

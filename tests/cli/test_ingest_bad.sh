@@ -28,7 +28,7 @@ printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' |
   dd of="$F/corrupt.zip" bs=1 seek=$((size / 2)) conv=notrunc status=none
 
 printf 'ok \xff ok \xc0\x80 end\n' >"$F/bad-utf8.txt"
-printf 'nul\0bytes\0here\n' >"$F/nul.txt"
+printf 'A line of text with a few stray NUL bytes: nul\0bytes\0here, which are removed.\n' >"$F/nul.txt"
 printf 'line one\r\nline two\r\nlone\rcr\n' >"$F/crlf.txt"
 : >"$F/empty.txt"
 head -c $((50 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$F/huge-line.txt"
@@ -56,8 +56,9 @@ expect_eq "$(jget "$s" normalization.utf8_repairs)" 3 "invalid UTF-8 sequences r
 expect_eq "$(jget "$s" normalization.nul_removed)" 2 "NUL bytes removed"
 expect_eq "$(jget "$s" normalization.crlf)" 2 "CRLF turned into LF"
 expect_eq "$(jget "$s" inputs.failed)" 1 "missing path counted as a failed input"
-expect_grep "$T/err" "truncated.tar.gz.*(offset|b.txt)" "truncated archive named with position"
-expect_grep "$T/err" "corrupt.zip" "corrupt zip named"
+expect_grep "$T/err" "truncated.tar.gz!b.txt: offset [0-9]+: .*truncated" "truncated archive named with position"
+expect_eq "$(grep -c 'truncated.tar.gz' "$T/err")" 1 "one error for one truncation"
+expect_grep "$T/err" "corrupt.zip!b.txt: offset [0-9]+: " "corrupt zip member named with position"
 expect_grep "$T/err" "bad.jsonl: line 2: bad_json" "bad JSON line named with its line"
 expect_grep "$T/err" "bad.jsonl: line 4: missing_text" "missing text field"
 expect_grep "$T/err" "does-not-exist" "missing input named"
@@ -79,7 +80,7 @@ tm inspect --workdir "$W" --doc "$id"
 expect_grep "$T/out" $'^ok \xef\xbf\xbd ok \xef\xbf\xbd\xef\xbf\xbd end$' "U+FFFD per maximal subpart"
 id=$(grep -F '/nul.txt' "$T/after" | cut -f1)
 tm inspect --workdir "$W" --doc "$id"
-expect_grep "$T/out" '^nulbyteshere$' "NUL bytes removed from the text"
+expect_grep "$T/out" 'bytes: nulbyteshere, which' "NUL bytes removed from the text"
 id=$(grep -F '/crlf.txt' "$T/after" | cut -f1)
 tm inspect --workdir "$W" --doc "$id"
 expect_grep "$T/out" $'^lone\rcr$' "a lone CR is kept"

@@ -425,15 +425,17 @@ static void test_line_ends_and_skips(void **state)
     /* Folded WARC header, URI in angle brackets, headers ending at the block's end. */
     size_t off2 = b.len;
     tm_buf_puts(&b, "WARC/1.1\r\nWARC-Type: response\r\nWARC-Target-URI: <http://a.org/x\r\n"
-                    " /y.txt>\r\nContent-Type: application/http\r\nContent-Length: 19\r\n\r\n"
-                    "HTTP/1.1 204 Empty\n\r\n\r\n");
+                    " /y.txt>\r\nContent-Type: application/http\r\nContent-Length: 43\r\n\r\n"
+                    "HTTP/1.1 204 Empty\nContent-Type: text/plain\r\n\r\n");
     struct got g = {0};
     assert_int_equal(run(&b, 0, &g, 0), TM_OK);
     assert_int_equal(g.n_records, 2);
     assert_string_equal(g.rec[0].text, "lf only");
     assert_int_equal(g.rec[0].position, off1);
     assert_string_equal(g.rec[1].text, "");
-    assert_string_equal(g.rec[1].meta, "{\"url\":\"http://a.org/x /y.txt\",\"http_status\":204}");
+    assert_string_equal(
+        g.rec[1].meta,
+        "{\"url\":\"http://a.org/x /y.txt\",\"content_type\":\"text/plain\",\"http_status\":204}");
     assert_string_equal(g.rec[1].name, "/x /y.txt");
     assert_int_equal(g.rec[1].position, off2);
     assert_int_equal(g.n_problems, 1);
