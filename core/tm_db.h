@@ -17,9 +17,9 @@
 
 struct tm_db {
     MDB_env *env;
-    char *path;                /* the environment directory (owned) */
-    size_t map_size;           /* current map size in bytes */
-    size_t map_max;            /* growth stops here: TM_ERR_MAPFULL is returned instead */
+    char *path;      /* the environment directory (owned) */
+    size_t map_size; /* current map size in bytes */
+    size_t map_max;  /* growth stops here: TM_ERR_MAPFULL is returned instead */
     unsigned ndbs;
     MDB_dbi dbi[TM_DB_MAX_DBS]; /* handles in the order of the names given to tm_db_open */
     unsigned flags;
@@ -56,8 +56,8 @@ int tm_db_put(struct tm_db *db, MDB_txn *txn, unsigned dbi_index, const void *ke
               const void *val, size_t vlen, unsigned flags);
 /* Reserves `vlen` bytes for a value (MDB_RESERVE) and returns a pointer to fill before the
  * transaction ends: saves one copy for large values. */
-int tm_db_reserve(struct tm_db *db, MDB_txn *txn, unsigned dbi_index, const void *key,
-                  size_t klen, size_t vlen, void **out);
+int tm_db_reserve(struct tm_db *db, MDB_txn *txn, unsigned dbi_index, const void *key, size_t klen,
+                  size_t vlen, void **out);
 int tm_db_get(struct tm_db *db, MDB_txn *txn, unsigned dbi_index, const void *key, size_t klen,
               const void **val, size_t *vlen);
 int tm_db_del(struct tm_db *db, MDB_txn *txn, unsigned dbi_index, const void *key, size_t klen);

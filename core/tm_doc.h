@@ -17,16 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TM_DOC_MAGIC "TMDC"
-#define TM_DOC_VERSION 1
+#define TM_DOC_MAGIC    "TMDC"
+#define TM_DOC_VERSION  1
 #define TM_DOC_SEQ_BITS 40
 
-enum tm_domain {
-    TM_DOMAIN_TEXT = 0,
-    TM_DOMAIN_MATH = 1,
-    TM_DOMAIN_CODE = 2,
-    TM_DOMAIN_COUNT
-};
+enum tm_domain { TM_DOMAIN_TEXT = 0, TM_DOMAIN_MATH = 1, TM_DOMAIN_CODE = 2, TM_DOMAIN_COUNT };
 
 /* "text", "math", "code"; "?" for out-of-range values. */
 const char *tm_domain_name(int domain);
@@ -36,14 +31,14 @@ int tm_domain_parse(const char *name);
 struct tm_doc {
     uint64_t id;
     uint32_t generation;
-    int domain;         /* enum tm_domain */
-    const char *lang;   /* code language ("c", "python", ...) or "und"; NUL-terminated */
+    int domain;       /* enum tm_domain */
+    const char *lang; /* code language ("c", "python", ...) or "und"; NUL-terminated */
     size_t lang_len;
     const char *source; /* "path" or "archive!member/path" (or "file#record=N" for WARC) */
     size_t source_len;
-    const char *meta;   /* JSON object text, "{}" when there is none */
+    const char *meta; /* JSON object text, "{}" when there is none */
     size_t meta_len;
-    const char *text;   /* UTF-8 */
+    const char *text; /* UTF-8 */
     size_t text_len;
 };
 

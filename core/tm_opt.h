@@ -34,14 +34,14 @@ struct tm_strlist {
 
 struct tm_opt {
     enum tm_opt_type type;
-    const char *name;             /* long name without dashes; also the INI key */
-    char short_name;              /* 0 for none */
-    size_t offset;                /* offsetof() of the field in the config struct */
-    const char *metavar;          /* e.g. "DIR" in help; NULL for flags */
-    const char *help;             /* one line */
-    const char *def;              /* default as text (applied by tm_opt_defaults), or NULL */
-    double min, max;              /* range for INT/SIZE/DOUBLE when min < max */
-    const char *const *choices;   /* NULL-terminated, for ENUM */
+    const char *name;           /* long name without dashes; also the INI key */
+    char short_name;            /* 0 for none */
+    size_t offset;              /* offsetof() of the field in the config struct */
+    const char *metavar;        /* e.g. "DIR" in help; NULL for flags */
+    const char *help;           /* one line */
+    const char *def;            /* default as text (applied by tm_opt_defaults), or NULL */
+    double min, max;            /* range for INT/SIZE/DOUBLE when min < max */
+    const char *const *choices; /* NULL-terminated, for ENUM */
 };
 
 /* The options every command accepts. */
@@ -56,18 +56,18 @@ struct tm_common {
 /* What a command's run function gets besides its own configuration. */
 struct tm_run {
     struct tm_common common;
-    char **args;          /* positional arguments, borrowed from argv */
+    char **args; /* positional arguments, borrowed from argv */
     int nargs;
-    struct cJSON *stats;  /* the statistics object; the command adds its fields; written to
-                             --stats-json after run() returns, whatever it returned */
-    const char *command;  /* the command's name */
+    struct cJSON *stats; /* the statistics object; the command adds its fields; written to
+                            --stats-json after run() returns, whatever it returned */
+    const char *command; /* the command's name */
 };
 
 struct tm_command {
-    const char *name;    /* e.g. "ingest" */
-    const char *summary; /* one line for the command list */
-    const char *synopsis; /* positional part of the usage line, e.g. "INPUT..." or "" */
-    const char *description; /* paragraph(s) printed by --help after the usage line, or NULL */
+    const char *name;          /* e.g. "ingest" */
+    const char *summary;       /* one line for the command list */
+    const char *synopsis;      /* positional part of the usage line, e.g. "INPUT..." or "" */
+    const char *description;   /* paragraph(s) printed by --help after the usage line, or NULL */
     const struct tm_opt *opts; /* table terminated by TM_OPT_END */
     size_t cfg_size;           /* sizeof the config struct */
     int min_args, max_args;    /* positional argument bounds; max_args < 0 means unbounded */
@@ -83,8 +83,8 @@ int tm_opt_defaults(const struct tm_opt *opts, void *cfg);
 /* Sets option `name` from text `value` (NULL for a bare flag). Used by the command line and by
  * pipeline files. On a bad name or value returns TM_ERR_USAGE and writes a message (without
  * file or line, which the caller adds) into err[errlen]. */
-int tm_opt_set(const struct tm_opt *opts, void *cfg, const char *name, const char *value,
-               char *err, size_t errlen);
+int tm_opt_set(const struct tm_opt *opts, void *cfg, const char *name, const char *value, char *err,
+               size_t errlen);
 
 /* Frees what the options own in `cfg` (strings, lists). Leaves the struct zeroed there. */
 void tm_opt_free(const struct tm_opt *opts, void *cfg);

@@ -26,12 +26,10 @@ static const struct tm_opt ingest_opts[] = {
      "force the domain of every document: text, math or code (default: detect)"},
     {TM_OPT_FLAG, "default-corpus", 0, CFG(default_corpus), NULL,
      "also ingest the embedded default corpus (licenses, /usr/include, man pages, math set)"},
-    {TM_OPT_STR, "text-field", 0, CFG(text_field), "NAME", "JSONL field holding the text",
-     "text"},
+    {TM_OPT_STR, "text-field", 0, CFG(text_field), "NAME", "JSONL field holding the text", "text"},
     {TM_OPT_STR, "domain-field", 0, CFG(domain_field), "NAME",
      "JSONL field holding the domain (text, math, code)"},
-    {TM_OPT_STR, "lang-field", 0, CFG(lang_field), "NAME",
-     "JSONL field holding the code language"},
+    {TM_OPT_STR, "lang-field", 0, CFG(lang_field), "NAME", "JSONL field holding the code language"},
     {TM_OPT_SIZE, "max-doc-size", 0, CFG(max_doc_size), "SIZE",
      "skip (and count) documents larger than this", "8M", 1, 1024.0 * 1024 * 1024 * 1024},
     {TM_OPT_SIZE, "batch-size", 0, CFG(batch_bytes), "SIZE",
@@ -54,10 +52,10 @@ static void print_summary(const cJSON *s)
     const cJSON *skipped = cJSON_GetObjectItemCaseSensitive(s, "skipped");
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(s, "normalization");
     const cJSON *errors = cJSON_GetObjectItemCaseSensitive(s, "errors");
-    printf("ingest: generation %" PRId64 ": %" PRId64 " documents (text %" PRId64
-           ", math %" PRId64 ", code %" PRId64 "), %.1f MB of text\n",
-           tm_stats_get(s, "generation"), tm_stats_get(docs, "total"),
-           tm_stats_get(docs, "text"), tm_stats_get(docs, "math"), tm_stats_get(docs, "code"),
+    printf("ingest: generation %" PRId64 ": %" PRId64 " documents (text %" PRId64 ", math %" PRId64
+           ", code %" PRId64 "), %.1f MB of text\n",
+           tm_stats_get(s, "generation"), tm_stats_get(docs, "total"), tm_stats_get(docs, "text"),
+           tm_stats_get(docs, "math"), tm_stats_get(docs, "code"),
            (double)tm_stats_get(bytes, "total") / 1e6);
     printf("  inputs: %" PRId64 " seen, %" PRId64 " ingested, %" PRId64 " unchanged, %" PRId64
            " failed (%.1f MB read)\n",
@@ -153,8 +151,7 @@ static const struct tm_opt inspect_opts[] = {
     {TM_OPT_STR, "doc", 0, ICFG(doc), "ID", "print one document with its metadata"},
     {TM_OPT_FLAG, "list", 0, ICFG(list), NULL,
      "list every document: id, domain, language, bytes, xxh3-64 of the text, source"},
-    {TM_OPT_INT, "sample", 0, ICFG(sample), "N", "print N documents chosen at random", "0", 0,
-     1e6},
+    {TM_OPT_INT, "sample", 0, ICFG(sample), "N", "print N documents chosen at random", "0", 0, 1e6},
     {TM_OPT_INT, "seed", 0, ICFG(seed), "S", "random seed for --sample", "1", 0, 9e18},
     {TM_OPT_END},
 };
@@ -187,8 +184,8 @@ static int inspect_counts(MDB_txn *txn, struct tm_store *s, cJSON *stats)
         return rc;
     uint64_t tdocs[TM_DOMAIN_COUNT] = {0}, tbytes[TM_DOMAIN_COUNT] = {0};
     cJSON *gens = cJSON_AddArrayToObject(stats, "generations");
-    printf("%-5s %-7s %7s %10s %10s %10s %12s %12s %12s\n", "gen", "state", "inputs",
-           "text docs", "math docs", "code docs", "text MB", "math MB", "code MB");
+    printf("%-5s %-7s %7s %10s %10s %10s %12s %12s %12s\n", "gen", "state", "inputs", "text docs",
+           "math docs", "code docs", "text MB", "math MB", "code MB");
     for (uint32_t g = 1; g <= last; g++) {
         struct tm_gen gen;
         rc = tm_store_get_gen(s, txn, g, &gen);

@@ -13,13 +13,15 @@
 struct ing_norm_stats {
     uint64_t utf8_repairs; /* U+FFFD substitutions made */
     uint64_t nul_removed;  /* NUL bytes dropped */
-    uint64_t crlf;         /* CRLF pairs turned into LF */
+    uint64_t crlf;         /* CRs dropped before an LF */
 };
 
 /* Appends the normalized form of in[0..n) to `out`: valid UTF-8 (each maximal ill-formed
  * subpart, as Unicode 15 ch. 3 "U+FFFD substitution of maximal subparts" defines it, becomes one
- * U+FFFD; surrogates and overlongs are ill-formed), NUL bytes removed, CRLF turned into LF (a
- * lone CR is kept). Adds to *st. TM_OK or TM_ERR_TOOBIG when `out` would pass its cap (out is
+ * U+FFFD; surrogates and overlongs are ill-formed), NUL bytes removed, CRLF turned into LF (so
+ * is a run of CRs before an LF, e.g. CRCRLF from a file converted twice; each CR dropped counts
+ * in `crlf`; a lone CR is kept). The output never holds CRLF, so normalizing twice changes
+ * nothing. Adds to *st. TM_OK or TM_ERR_TOOBIG when `out` would pass its cap (out is
  * then left with a prefix; callers discard it). ASCII runs are copied 8 bytes at a time. */
 int ing_normalize(const char *in, size_t n, struct tm_buf *out, struct ing_norm_stats *st);
 

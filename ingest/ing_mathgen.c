@@ -62,8 +62,9 @@ static void fraction_sum(struct tm_buf *b, uint64_t *s)
                   "%ld}{%ld} = \\frac{%ld}{%ld}.$$\n",
                   q, t, den, p, q, r, t, p, t, r, q, den, num, den);
     if (g > 1)
-        tm_buf_printf(b, "The greatest common divisor of $%ld$ and $%ld$ is $%ld$, so the sum is "
-                         "$\\frac{%ld}{%ld}$.\n",
+        tm_buf_printf(b,
+                      "The greatest common divisor of $%ld$ and $%ld$ is $%ld$, so the sum is "
+                      "$\\frac{%ld}{%ld}$.\n",
                       num, den, g, num / g, den / g);
     else
         tm_buf_printf(b, "The fraction is already in lowest terms.\n");
@@ -117,7 +118,7 @@ static void derivative(struct tm_buf *b, uint64_t *s)
 
 static void pythagoras(struct tm_buf *b, uint64_t *s)
 {
-    static const long triples[][3] = {{3, 4, 5},  {5, 12, 13}, {8, 15, 17},
+    static const long triples[][3] = {{3, 4, 5},   {5, 12, 13},  {8, 15, 17},
                                       {7, 24, 25}, {20, 21, 29}, {9, 40, 41}};
     long i = pick(s, 0, 5), m = pick(s, 1, 4);
     long a = triples[i][0] * m, c = triples[i][2] * m, bside = triples[i][1] * m;

@@ -469,6 +469,8 @@ static void archive_enable(struct archive *a, int nested)
         archive_read_support_format_cpio(a);
     }
     archive_read_support_format_raw(a);
+    /* A compressed file that holds nothing (man pages of 20 bytes exist) is no error. */
+    archive_read_support_format_empty(a);
 }
 
 static int is_compressed_magic(const unsigned char *p, size_t n)
@@ -642,8 +644,11 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
     uint64_t index = 0; /* regular members met, counted at depth 0 only */
     for (;;) {
         int ar = archive_read_next_header(a, &entry);
-        if (ar == ARCHIVE_EOF)
+        if (ar == ARCHIVE_EOF) {
+            if (archive_format(a) == ARCHIVE_FORMAT_EMPTY && !unit_begin(ig))
+                note_skip(ig, "empty");
             break;
+        }
         if (ar == ARCHIVE_RETRY)
             continue;
         if (ar == ARCHIVE_FATAL || ar < ARCHIVE_WARN) {

@@ -14,8 +14,7 @@
  * inputs or records failed (each logged with file and position), or the error that stopped
  * the run (the store keeps every batch committed before it). `progress` 0 disables the
  * progress display. */
-int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progress,
-            cJSON *stats);
+int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progress, cJSON *stats);
 
 /* The input key of the generated math set. */
 #define ING_MATH_INPUT "tokenmill:math"

@@ -156,10 +156,23 @@ int ing_normalize(const char *in, size_t n, struct tm_buf *out, struct ing_norm_
                 p++;
                 continue;
             }
-            if (c == '\r' && p + 1 < end && p[1] == '\n') {
-                st->crlf++;
-                p++; /* the LF is copied next */
-                continue;
+            if (c == '\r') {
+                /* A run of CRs (and NULs) ending at an LF is a line end: CRLF, or CRCRLF from a
+                 * file converted twice. Dropping the whole run guarantees that no CRLF is left
+                 * in the output, so normalizing twice changes nothing. */
+                const unsigned char *q = p;
+                uint64_t crs = 0, nuls = 0;
+                while (q < end && (*q == '\r' || *q == 0)) {
+                    crs += *q == '\r';
+                    nuls += *q == 0;
+                    q++;
+                }
+                if (q < end && *q == '\n') {
+                    st->crlf += crs;
+                    st->nul_removed += nuls;
+                    p = q; /* the LF is copied next */
+                    continue;
+                }
             }
             if (w == lim && (rc = grow(out, &w, &lim, 1, (size_t)(end - p))))
                 goto done;

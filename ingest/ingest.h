@@ -25,16 +25,16 @@
  * pipeline file). Strings are owned by the struct (tm_opt_free). */
 struct ing_config {
     char *workdir;
-    char *domain;         /* forced domain for every document, or NULL to detect */
-    char *text_field;     /* JSONL text field */
-    char *domain_field;   /* JSONL field naming the domain, or NULL */
-    char *lang_field;     /* JSONL field naming the code language, or NULL */
-    size_t max_doc_size;  /* larger documents are skipped and counted */
-    size_t batch_bytes;   /* commit after this many bytes of documents */
-    long batch_docs;      /* ... or after this many documents */
-    int default_corpus;   /* add the embedded default corpus to the inputs */
-    long math_problems;   /* generated math problems in the default corpus */
-    int rehash;           /* hash inputs even when size and mtime are unchanged */
+    char *domain;        /* forced domain for every document, or NULL to detect */
+    char *text_field;    /* JSONL text field */
+    char *domain_field;  /* JSONL field naming the domain, or NULL */
+    char *lang_field;    /* JSONL field naming the code language, or NULL */
+    size_t max_doc_size; /* larger documents are skipped and counted */
+    size_t batch_bytes;  /* commit after this many bytes of documents */
+    long batch_docs;     /* ... or after this many documents */
+    int default_corpus;  /* add the embedded default corpus to the inputs */
+    long math_problems;  /* generated math problems in the default corpus */
+    int rehash;          /* hash inputs even when size and mtime are unchanged */
 };
 
 extern const struct tm_command ing_ingest_command;

@@ -31,6 +31,7 @@ printf 'ok \xff ok \xc0\x80 end\n' >"$F/bad-utf8.txt"
 printf 'A line of text with a few stray NUL bytes: nul\0bytes\0here, which are removed.\n' >"$F/nul.txt"
 printf 'line one\r\nline two\r\nlone\rcr\n' >"$F/crlf.txt"
 : >"$F/empty.txt"
+printf "" | gzip -c >"$F/empty-inside.txt.gz"
 head -c $((50 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$F/huge-line.txt"
 cp /bin/true "$F/true-binary"
 cat >"$F/bad.jsonl" <<'TXT'
@@ -48,7 +49,7 @@ s="$T/s.json"
 # Documents: a.txt from the truncated tar, a.txt and c.txt from the zip, bad-utf8, nul, crlf,
 # the two good JSONL lines.
 expect_eq "$(jget "$s" documents.total)" 8 "documents kept around the failures"
-expect_eq "$(jget "$s" skipped.empty)" 1 "empty file counted"
+expect_eq "$(jget "$s" skipped.empty)" 2 "empty file and empty compressed file counted"
 expect_eq "$(jget "$s" skipped.too_large)" 1 "50 MB line skipped as too large"
 expect_eq "$(jget "$s" skipped.binary)" 1 "binary file skipped"
 expect_eq "$(jget "$s" skipped.bad_json)" 1 "bad JSON line"

@@ -113,11 +113,12 @@ static void test_nul_and_cr(void **state)
     CHECK("a\0b\0\0c", "abc", 0, 3, 0);
     CHECK("\0", "", 0, 1, 0);
     CHECK("a\r\nb\r\n", "a\nb\n", 0, 0, 2);
-    CHECK("a\rb", "a\rb", 0, 0, 0);       /* lone CR kept */
-    CHECK("a\r\r\nb", "a\r\nb", 0, 0, 1); /* only the CR before LF goes */
-    CHECK("a\r", "a\r", 0, 0, 0);         /* CR at the very end */
+    CHECK("a\rb", "a\rb", 0, 0, 0);     /* lone CR kept */
+    CHECK("a\r\r\nb", "a\nb", 0, 0, 2); /* CRCRLF (converted twice) is one line end */
+    CHECK("a\r", "a\r", 0, 0, 0);       /* CR at the very end */
     CHECK("\r\n\r\n\r\n\r\n\r\n", "\n\n\n\n\n", 0, 0, 5);
-    CHECK("x\r\0\ny", "x\r\ny", 0, 1, 0); /* the NUL between keeps them apart */
+    CHECK("x\r\0\ny", "x\ny", 0, 1, 1); /* removing the NUL must not leave a CRLF */
+    CHECK("x\r\0z", "x\rz", 0, 1, 0);   /* a lone CR before a NUL stays */
     CHECK("0123456\r\n89abcdef", "0123456\n89abcdef", 0, 0, 1);
 }
 
