@@ -52,7 +52,7 @@ int ing_is_archive_name(const char *name);
 enum ing_kind ing_kind_detect(const char *name, size_t name_len, const char *head, size_t n);
 
 /* Non-zero when the sample looks binary: a known binary magic (ELF, PNG, JPEG, GIF, PDF, ZIP,
- * gzip, ...), or more than 10% of the sampled bytes (at most the first 64 KiB) are NUL or C0
+ * gzip, ...), or more than 10% of the sampled bytes (at most the first 8 KiB) are NUL or C0
  * controls other than \t \n \v \f \r and ESC. A few stray NULs in text do not make it binary
  * (they are removed and counted by ing_normalize). */
 int ing_is_binary(const unsigned char *p, size_t n);
@@ -191,6 +191,11 @@ struct ing_jsonl_opts {
  * reading goes on. Returns TM_OK at end of stream, or the error that stopped it (the source's
  * error, or the sink's). */
 int ing_jsonl_read(struct ing_reader *r, const struct ing_jsonl_opts *o, struct ing_sink *sink);
+/* ing_jsonl_read as it was before the text fast path: every line is parsed whole by cJSON (a
+ * text holding NULs is decoded again from the line). Same contract and same results; the fuzz
+ * target compares the two. Not for production use: it is slower on long texts. */
+int ing_jsonl_read_reference(struct ing_reader *r, const struct ing_jsonl_opts *o,
+                             struct ing_sink *sink);
 
 struct ing_warc_opts {
     size_t max_record; /* records with a larger body are problems "record_too_large", skipped */

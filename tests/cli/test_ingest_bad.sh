@@ -34,6 +34,13 @@ printf 'line one\r\nline two\r\nlone\rcr\n' >"$F/crlf.txt"
 printf "" | gzip -c >"$F/empty-inside.txt.gz"
 head -c $((50 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$F/huge-line.txt"
 cp /bin/true "$F/true-binary"
+# A JSONL line far over the limit, between two good lines: memory stays bounded, the line is
+# skipped with its number, and the lines around it are kept.
+{
+  printf '{"text": "before the long line"}\n{"text": "'
+  head -c $((20 * 1024 * 1024)) /dev/zero | tr '\0' 'b'
+  printf '"}\n{"text": "after the long line"}\n'
+} >"$F/long.jsonl"
 cat >"$F/bad.jsonl" <<'TXT'
 {"text": "good line one"}
 {"text": "broken
@@ -47,8 +54,9 @@ tm ingest --workdir "$W" --no-progress --stats-json "$T/s.json" "$F" "$T/does-no
 expect_rc 3 "exit status 3: some inputs failed"
 s="$T/s.json"
 # Documents: a.txt from the truncated tar, a.txt and c.txt from the zip, bad-utf8, nul, crlf,
-# the two good JSONL lines.
-expect_eq "$(jget "$s" documents.total)" 8 "documents kept around the failures"
+# the two good JSONL lines, the two short lines of long.jsonl.
+expect_eq "$(jget "$s" documents.total)" 10 "documents kept around the failures"
+expect_eq "$(jget "$s" skipped.line_too_long)" 1 "over-long JSONL line counted"
 expect_eq "$(jget "$s" skipped.empty)" 2 "empty file and empty compressed file counted"
 expect_eq "$(jget "$s" skipped.too_large)" 1 "50 MB line skipped as too large"
 expect_eq "$(jget "$s" skipped.binary)" 1 "binary file skipped"
@@ -63,6 +71,7 @@ expect_grep "$T/err" "corrupt.zip!b.txt: offset [0-9]+: " "corrupt zip member na
 expect_grep "$T/err" "bad.jsonl: line 2: bad_json" "bad JSON line named with its line"
 expect_grep "$T/err" "bad.jsonl: line 4: missing_text" "missing text field"
 expect_grep "$T/err" "does-not-exist" "missing input named"
+expect_grep "$T/err" "long.jsonl: line 2: line_too_long" "over-long line named with its number"
 
 tm inspect --workdir "$W" --list
 cp "$T/out" "$T/after"
