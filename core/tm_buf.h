@@ -27,7 +27,8 @@ int tm_buf_append(struct tm_buf *b, const void *p, size_t n);
 int tm_buf_putc(struct tm_buf *b, int c);
 int tm_buf_puts(struct tm_buf *b, const char *s);
 int tm_buf_printf(struct tm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap);
+int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Drops the first `n` bytes (memmove); n > len drops all. */
 void tm_buf_consume(struct tm_buf *b, size_t n);
 /* Hands the data to the caller (free() it) and leaves the buffer empty; never NULL. */

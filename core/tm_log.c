@@ -50,6 +50,9 @@ int tm_log_enabled(enum tm_log_level level)
 }
 
 static void log_v(enum tm_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void log_v(enum tm_log_level level, const char *fmt, va_list ap)
 {
     if (!tm_log_enabled(level))
         return;

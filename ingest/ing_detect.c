@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "../core/tm_doc.h"
 #include "ing_internal.h"
@@ -30,6 +33,60 @@ static int is_space(unsigned char c)
 static inline int is_ident(unsigned char c)
 {
     return is_alpha(c) || is_digit(c) || c == '_';
+}
+
+/* ---- Eight bytes at a time --------------------------------------------------------------- */
+
+/* The scans below test eight bytes per step in a uint64_t ("SWAR"): a lane is one byte, and a
+ * lane mask has 0x80 set in each lane where a test holds. Plain C, so every host gives the same
+ * answers; the per-byte loops they replace cost most of ingest's time on prose. */
+#define LANES_01 0x0101010101010101ull
+#define LANES_7F 0x7f7f7f7f7f7f7f7full
+#define LANES_80 0x8080808080808080ull
+
+/* Lane k is p[k] on every host; compilers turn this into one load. */
+static inline uint64_t load_lanes(const unsigned char *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+           (uint64_t)p[7] << 56;
+}
+
+/* The first four bytes, p[0] lowest, as load_lanes(). */
+static inline uint32_t load_lanes4(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Lanes of a (every lane < 0x80) that are >= c, for 1 <= c <= 0x80: no carry leaves a lane. */
+static inline uint64_t lanes_ge(uint64_t a, unsigned c)
+{
+    return (a + (0x80u - c) * LANES_01) & LANES_80;
+}
+
+/* Lanes of v that are zero, exactly (no borrow between lanes, unlike the classic haszero). */
+static inline uint64_t lanes_zero(uint64_t v)
+{
+    return ~(((v & LANES_7F) + LANES_7F) | v) & LANES_80;
+}
+
+/* Lanes of v equal to c. */
+static inline uint64_t lanes_eq(uint64_t v, unsigned char c)
+{
+    return lanes_zero(v ^ (uint64_t)c * LANES_01);
+}
+
+/* Number of lanes set in a lane mask. */
+static inline unsigned lanes_count(uint64_t mask)
+{
+    return (unsigned)(((mask >> 7) * LANES_01) >> 56);
+}
+
+/* Index of the lowest lane set in a non-zero lane mask (a multiply instead of a count-trailing-
+ * zeros builtin, which not every compiler has). */
+static inline unsigned lanes_first(uint64_t mask)
+{
+    return (unsigned)((((mask & (~mask + 1)) >> 7) * 0x0001020304050607ull) >> 56);
 }
 
 /* ---- Name helpers ------------------------------------------------------------------------ */
@@ -257,8 +314,9 @@ static const struct {
     {257, 5, "ustar"},
 };
 
-/* Only the first 64 KiB decide: enough for a stable ratio, and bounded time per member. */
-#define BINARY_SAMPLE (64 * 1024)
+/* Only the first 8 KiB decide: git's buffer_is_binary() trusts its first 8,000 bytes, and a
+ * bounded sample keeps the cost per member negligible next to decompression. */
+#define BINARY_SAMPLE (8 * 1024)
 /* More than one control byte in ten is not text in any encoding we read (UTF-16 fails here,
  * which is what we want: it would need conversion we do not do). */
 #define BINARY_CTRL_DIVISOR 10
@@ -268,6 +326,15 @@ static const struct {
 static int is_binary_ctrl(unsigned char c)
 {
     return c < 0x20 && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r' && c != 0x1b;
+}
+
+/* is_binary_ctrl() for eight lanes at once. */
+static inline uint64_t lanes_binary_ctrl(uint64_t v)
+{
+    uint64_t a = v & LANES_7F;
+    uint64_t below_space = ~lanes_ge(a, 0x20) & ~v & LANES_80;
+    uint64_t blank = lanes_ge(a, '\t') & ~lanes_ge(a, '\r' + 1); /* \t \n \v \f \r */
+    return below_space & ~blank & ~lanes_eq(v, 0x1b);
 }
 
 int ing_is_binary(const unsigned char *p, size_t n)
@@ -290,8 +357,10 @@ int ing_is_binary(const unsigned char *p, size_t n)
             return 1;
     }
     size_t m = n < BINARY_SAMPLE ? n : BINARY_SAMPLE;
-    size_t ctrl = 0;
-    for (size_t i = 0; i < m; i++)
+    size_t ctrl = 0, i = 0;
+    for (; i + 8 <= m; i += 8)
+        ctrl += lanes_count(lanes_binary_ctrl(load_lanes(p + i)));
+    for (; i < m; i++)
         ctrl += (size_t)is_binary_ctrl(p[i]);
     return ctrl * BINARY_CTRL_DIVISOR > m;
 }
@@ -844,21 +913,27 @@ static const struct {
 
 #define MARKER_COUNT ARRAY_LEN(markers)
 
+#define PREFIX_HASH_BITS 14
+#define PREFIX_HASH_SIZE (1u << PREFIX_HASH_BITS)
+
 /* Markers grouped by first byte, built once, separately for those that may match anywhere and
  * those that only match at a line start: a scan looks at a handful of candidates per position
  * instead of the whole table. */
 struct marker_index {
-    /* Hashed first 2, 3 and 4 bytes of the markers (each by its length, at most 4): a quick
-     * reject, so most word starts in prose cost three bit tests. */
-    uint64_t pair[65536 / 64]; /* exact first two bytes of the markers */
-    uint64_t prefix[3][65536 / 64];
+    /* The exact first two bytes of the markers (for a directive, '#' and a blank too): one bit
+     * test rejects almost every word start in prose. */
+    uint64_t pair[65536 / 64];
+    /* Hashed first 2, 3 and 4 bytes of the AT_ANY markers (each by its length, at most 4): the
+     * next reject, for pairs that prose shares with code ("in" of "int main("). 2 KiB each
+     * keeps them in L1 next to `pair`; about 1% of the bits are set. */
+    uint64_t prefix[3][PREFIX_HASH_SIZE / 64];
     uint16_t order[MARKER_COUNT];
     uint16_t first[257]; /* markers starting with byte c are order[first[c]..first[c+1]) */
 };
 static struct marker_index index_any, index_line;
 
-/* The first k (<= 4) bytes as a number, and a 16-bit multiplicative hash of it (Knuth's
- * golden-ratio constant). */
+/* The first k (<= 4) bytes as a number, and a PREFIX_HASH_BITS multiplicative hash of it
+ * (Knuth's golden-ratio constant). */
 static inline uint32_t prefix_key(const unsigned char *s, size_t k)
 {
     uint32_t v = 0;
@@ -869,16 +944,26 @@ static inline uint32_t prefix_key(const unsigned char *s, size_t k)
 
 static inline unsigned prefix_hash(uint32_t v)
 {
-    return (unsigned)((v * 0x9e3779b1u) >> 16);
+    return (unsigned)((v * 0x9e3779b1u) >> (32 - PREFIX_HASH_BITS));
 }
 
-static inline int prefix_hit(const struct marker_index *x, const unsigned char *s, size_t avail)
+static inline int pair_hit(const struct marker_index *x, const unsigned char *s)
 {
     unsigned pr = (unsigned)s[0] << 8 | s[1];
-    if (!(x->pair[pr / 64] >> (pr % 64) & 1))
-        return 0;
+    return x->pair[pr / 64] >> (pr % 64) & 1;
+}
+
+static inline void pair_set(struct marker_index *x, unsigned char c0, unsigned char c1)
+{
+    unsigned pr = (unsigned)c0 << 8 | c1;
+    x->pair[pr / 64] |= (uint64_t)1 << (pr % 64);
+}
+
+/* After pair_hit(): s[0..avail) with avail >= 2. */
+static inline int prefix_hit(const struct marker_index *x, const unsigned char *s, size_t avail)
+{
     size_t k = avail < 4 ? avail : 4;
-    uint32_t v = prefix_key(s, k);
+    uint32_t v = k == 4 ? (uint32_t)load_lanes4(s) : prefix_key(s, k);
     for (size_t j = 2; j <= k; j++) {
         uint32_t part = j == 4 ? v : v & ((1u << (8 * j)) - 1);
         unsigned h = prefix_hash(part);
@@ -907,16 +992,18 @@ static void index_build(struct marker_index *x, int line)
     for (size_t i = 0; i < MARKER_COUNT; i++) {
         if ((markers[i].at != AT_ANY) != line)
             continue;
-        unsigned char c0 = (unsigned char)markers[i].pat[0];
-        x->order[fill[c0]++] = (uint16_t)i;
+        const unsigned char *pat = (const unsigned char *)markers[i].pat;
+        x->order[fill[pat[0]]++] = (uint16_t)i;
+        pair_set(x, pat[0], pat[1]);
+        if (markers[i].at == AT_PP) { /* "#  include" */
+            pair_set(x, pat[0], ' ');
+            pair_set(x, pat[0], '\t');
+        }
         if (!line) {
             size_t k = strlen(markers[i].pat);
             k = k < 4 ? k : 4;
-            const unsigned char *pat = (const unsigned char *)markers[i].pat;
             unsigned h = prefix_hash(prefix_key(pat, k));
             x->prefix[k - 2][h / 64] |= (uint64_t)1 << (h % 64);
-            unsigned pr = (unsigned)pat[0] << 8 | pat[1];
-            x->pair[pr / 64] |= (uint64_t)1 << (pr % 64);
         }
     }
 }
@@ -927,6 +1014,11 @@ static void marker_index_build(void)
         marker_len[i] = (uint8_t)strlen(markers[i].pat);
     index_build(&index_any, 0);
     index_build(&index_line, 1);
+    /* A newline is a candidate of the AT_ANY scan too, when the next line may start with a
+     * line marker (or its indentation): one scan finds both kinds. */
+    for (int c = 0; c < 256; c++)
+        if (index_line.first[c] != index_line.first[c + 1] || c == ' ' || c == '\t')
+            pair_set(&index_any, '\n', (unsigned char)c);
 }
 
 /* Does marker m match at t[i]? The caller has checked the first byte, the word boundary before
@@ -980,6 +1072,160 @@ static void score_candidates(struct lang_score *s, const struct marker_index *x,
     }
 }
 
+/* The end of the line holding t[p] (its '\n', or m). */
+static size_t line_end(const char *t, size_t p, size_t m)
+{
+    const char *nl = memchr(t + p, '\n', m - p);
+    return nl ? (size_t)(nl - t) : m;
+}
+
+/* Scores the line markers of the line starting at t[ls] (indentation not yet skipped). *le is
+ * the end of the line last looked up, refreshed here when it lies behind. */
+static void score_line_start(struct lang_score *s, const char *t, size_t ls, size_t m, size_t *le)
+{
+    while (ls < m && (t[ls] == ' ' || t[ls] == '\t'))
+        ls++;
+    /* Every marker has two bytes or more, and none has a newline in its first two. */
+    if (ls + 1 >= m || !pair_hit(&index_line, (const unsigned char *)t + ls))
+        return;
+    if (*le <= ls)
+        *le = line_end(t, ls, m);
+    score_candidates(s, &index_line, t, ls, *le);
+}
+
+/* The bits of a lane mask, lane k to bit k. */
+static inline uint64_t lanes_bits(uint64_t mask)
+{
+    return ((mask >> 7) * 0x0102040810204080ull) >> 56;
+}
+
+/* Index of the lowest set bit of x != 0. The builtin is one instruction; the de Bruijn table
+ * (Leiserson, Prokop and Randall, "Using de Bruijn sequences to index a 1 in a computer word")
+ * gives the same answer anywhere else. */
+static inline unsigned lowest_bit(uint64_t x)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return (unsigned)__builtin_ctzll(x);
+#else
+    static const unsigned char index64[64] = {
+        0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,  62, 55, 59, 36, 53, 51,
+        43, 22, 45, 39, 33, 30, 24, 18, 12, 5,  63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21,
+        44, 32, 23, 11, 46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9,  13, 8,  7,  6,
+    };
+    return index64[((x & (~x + 1)) * 0x03f79d71b4cb0a89ull) >> 58];
+#endif
+}
+
+/* The content scan classifies 64 bytes per step, one bit per byte in a uint64_t, and works
+ * through the sample in windows whose candidate positions fit a small array on the stack. */
+#define CONTENT_CHUNK  64
+#define CONTENT_WINDOW 4096
+
+/* Bits of p[0..64) where an AT_ANY marker may start, and newlines (a line marker may follow):
+ * printable ASCII that is not a letter after a letter. A superset of the real rule (identifier
+ * bytes need a word start, others match anywhere): digits and '_' are not tracked here, and the
+ * caller checks exactly. Prose keeps one byte in four or five, and the pair test rejects most of
+ * those. *letter_before carries whether the byte before p was a letter. */
+static inline uint64_t content_candidates(const unsigned char *p, uint64_t *letter_before)
+{
+    uint64_t letter = 0, graphic = 0, newline = 0;
+#if defined(__SSE2__)
+    /* SSE2 is in every x86-64 CPU; this computes exactly what the plain C below does, four
+     * times faster. Signed compares leave bytes >= 0x80 out of both classes. */
+    for (unsigned k = 0; k < CONTENT_CHUNK / 16; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+        __m128i lt = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8('a' - 1)),
+                                   _mm_cmplt_epi8(folded, _mm_set1_epi8('z' + 1)));
+        __m128i gr = _mm_cmpgt_epi8(v, _mm_set1_epi8(' '));
+        letter |= (uint64_t)(unsigned)_mm_movemask_epi8(lt) << (16 * k);
+        graphic |= (uint64_t)(unsigned)_mm_movemask_epi8(gr) << (16 * k);
+        newline |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')))
+                   << (16 * k);
+    }
+#else
+    for (unsigned k = 0; k < CONTENT_CHUNK / 8; k++) {
+        uint64_t v = load_lanes(p + 8 * k);
+        uint64_t a = v & LANES_7F;
+        uint64_t folded = a | 0x20 * LANES_01; /* 'A'..'Z' onto 'a'..'z', nothing else into it */
+        letter |= lanes_bits(lanes_ge(folded, 'a') & ~lanes_ge(folded, 'z' + 1) & ~v) << (8 * k);
+        graphic |= lanes_bits(lanes_ge(a, '!') & ~v & LANES_80) << (8 * k);
+        newline |= lanes_bits(lanes_eq(v, '\n')) << (8 * k);
+    }
+#endif
+    uint64_t mid_word = letter & (letter << 1 | *letter_before);
+    *letter_before = letter >> 63;
+    return (graphic & ~mid_word) | newline;
+}
+
+/* Appends base + the index of each set bit of bits to out, lowest first; returns the count.
+ * Writes up to FLATTEN_AHEAD entries past the count, without a branch per bit (after
+ * simdjson's flatten_bits): the number of bits per chunk varies too much for a branch to
+ * guess. Prose has 10 to 20 candidates in 64 bytes, hence 16. */
+#define FLATTEN_AHEAD 16
+
+static inline size_t flatten_bits(uint16_t *out, uint16_t base, uint64_t bits)
+{
+    /* Population count (Hacker's Delight 5-1): a loop over the bits would be the branch. */
+    uint64_t c = bits - (bits >> 1 & 0x5555555555555555ull);
+    c = (c & 0x3333333333333333ull) + (c >> 2 & 0x3333333333333333ull);
+    c = (c + (c >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    size_t count = (size_t)((c * LANES_01) >> 56);
+    for (unsigned k = 0; k < FLATTEN_AHEAD; k++) {
+        out[k] = (uint16_t)(base + lowest_bit(bits | (uint64_t)1 << 63));
+        bits &= bits - 1;
+    }
+    for (size_t k = FLATTEN_AHEAD; k < count; k++) {
+        out[k] = (uint16_t)(base + lowest_bit(bits));
+        bits &= bits - 1;
+    }
+    return count;
+}
+
+/* Scores the AT_ANY markers of t[w..we) of the sample t[0..m), w a multiple of CONTENT_CHUNK.
+ * *letter_before and *le carry from the window before. */
+static void score_window(struct lang_score *s, const char *t, size_t w, size_t we, size_t m,
+                         uint64_t *letter_before, size_t *le)
+{
+    const unsigned char *u = (const unsigned char *)t;
+    uint16_t pos[CONTENT_WINDOW + FLATTEN_AHEAD];
+    size_t np = 0;
+    for (size_t p = w; p < we; p += CONTENT_CHUNK) {
+        uint64_t cand;
+        if (p + CONTENT_CHUNK <= we) {
+            cand = content_candidates(u + p, letter_before);
+        } else { /* the last partial chunk, padded with NULs, which are never candidates */
+            unsigned char pad[CONTENT_CHUNK] = {0};
+            memcpy(pad, u + p, we - p);
+            cand = content_candidates(pad, letter_before);
+        }
+        if (p + CONTENT_CHUNK >= m) /* a pair needs its second byte inside the sample */
+            cand &= ~((uint64_t)1 << (m - 1 - p));
+        np += flatten_bits(pos + np, (uint16_t)(p - w), cand);
+    }
+    /* The pair test, without a branch: most candidates fail it. */
+    size_t nh = 0;
+    for (size_t k = 0; k < np; k++) {
+        pos[nh] = pos[k];
+        nh += pair_hit(&index_any, u + w + pos[k]);
+    }
+    for (size_t k = 0; k < nh; k++) {
+        size_t q = w + pos[k];
+        if (u[q] == '\n') {
+            score_line_start(s, t, q + 1, m, le);
+            continue;
+        }
+        if (q > 0 && is_ident(u[q]) && is_ident(u[q - 1]))
+            continue; /* inside a word */
+        /* The prefix test may read past the line: it only rejects, marker_at() decides. */
+        if (!prefix_hit(&index_any, u + q, m - q))
+            continue;
+        if (*le <= q)
+            *le = line_end(t, q, m);
+        score_candidates(s, &index_any, t, q, *le);
+    }
+}
+
 const char *ing_lang_from_content(const char *text, size_t n)
 {
     if (!text || n == 0)
@@ -989,27 +1235,12 @@ const char *ing_lang_from_content(const char *text, size_t n)
     struct lang_score s;
     memset(&s, 0, sizeof s);
 
-    size_t i = 0;
-    while (i < m) {
-        const char *nl = memchr(text + i, '\n', m - i);
-        size_t le = nl ? (size_t)(nl - text) : m;
-        size_t ls = i;
-        while (ls < le && (text[ls] == ' ' || text[ls] == '\t'))
-            ls++;
-        if (ls < le)
-            score_candidates(&s, &index_line, text, ls, le);
-        int prev_ident = 0;
-        for (size_t p = ls; p < le; p++) {
-            unsigned char c = (unsigned char)text[p];
-            int id = is_ident(c);
-            /* A marker starting with a letter needs a word start: inside a word, skip. */
-            if (!(id && prev_ident) && index_any.first[c] != index_any.first[c + 1] && p + 1 < le &&
-                prefix_hit(&index_any, (const unsigned char *)text + p, le - p))
-                score_candidates(&s, &index_any, text, p, le);
-            prev_ident = id;
-        }
-        i = le + 1;
-    }
+    size_t le = 0; /* end of the line last looked up: lines are found only for a likely hit */
+    score_line_start(&s, text, 0, m, &le);
+    uint64_t letter_before = 0;
+    for (size_t w = 0; w < m; w += CONTENT_WINDOW)
+        score_window(&s, text, w, w + CONTENT_WINDOW < m ? w + CONTENT_WINDOW : m, m,
+                     &letter_before, &le);
 
     /* C++ is C plus its own markers; without enough of its own it does not compete. */
     if (s.distinct[CL_CPP] >= CONTENT_CPP_MIN_OWN) {
@@ -1065,21 +1296,88 @@ static const char *const math_envs[] = {
     "vmatrix",  "theorem", "lemma",  "proof",    "corollary", "proposition",
 };
 
-static int in_word_list(const char *w, size_t len, const char *const *list, size_t count)
+/* A word list as an open-addressing hash set, built once: roff and LaTeX put a backslash every
+ * few dozen bytes, and a linear search per backslash was most of math_scan's time. */
+#define WORD_SET_SLOTS 256 /* a power of two over twice the longest list */
+
+struct word_set {
+    const char *const *list;
+    size_t count;
+    uint8_t slot[WORD_SET_SLOTS]; /* index into list + 1; 0 is empty */
+    uint8_t len[WORD_SET_SLOTS];
+    size_t max_len;
+};
+
+static struct word_set math_command_set = {math_commands, ARRAY_LEN(math_commands), {0}, {0}, 0};
+static struct word_set math_env_set = {math_envs, ARRAY_LEN(math_envs), {0}, {0}, 0};
+static pthread_once_t math_once = PTHREAD_ONCE_INIT;
+
+/* FNV-1a (Fowler, Noll, Vo), 32 bits. */
+static unsigned word_hash(const char *w, size_t len)
 {
-    for (size_t i = 0; i < count; i++)
-        if (strlen(list[i]) == len && memcmp(list[i], w, len) == 0)
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return (unsigned)h;
+}
+
+static void word_set_build(struct word_set *ws)
+{
+    for (size_t i = 0; i < ws->count; i++) {
+        size_t len = strlen(ws->list[i]);
+        unsigned h = word_hash(ws->list[i], len) % WORD_SET_SLOTS;
+        while (ws->slot[h])
+            h = (h + 1) % WORD_SET_SLOTS;
+        ws->slot[h] = (uint8_t)(i + 1);
+        ws->len[h] = (uint8_t)len;
+        ws->max_len = len > ws->max_len ? len : ws->max_len;
+    }
+}
+
+static void math_sets_build(void)
+{
+    word_set_build(&math_command_set);
+    word_set_build(&math_env_set);
+}
+
+static int in_word_set(const struct word_set *ws, const char *w, size_t len)
+{
+    if (len > ws->max_len)
+        return 0;
+    for (unsigned h = word_hash(w, len) % WORD_SET_SLOTS; ws->slot[h]; h = (h + 1) % WORD_SET_SLOTS)
+        if (ws->len[h] == len && memcmp(ws->list[ws->slot[h] - 1], w, len) == 0)
             return 1;
     return 0;
+}
+
+/* Lanes that can start a marker outside dollar spans: '\\', and the UTF-8 lead bytes of the
+ * math symbols (E2 for U+2000..U+2FFF, C2 and C3 for the Latin-1 ones). */
+static inline uint64_t lanes_math_start(uint64_t v)
+{
+    return lanes_eq(v, '\\') | lanes_eq(v, 0xe2) | lanes_eq(v | LANES_01, 0xc3);
 }
 
 /* Counts math markers in t[0..n) (n already clipped to the sample) and its characters. */
 static void math_scan(const char *t, size_t n, size_t *markers_out, size_t *chars_out)
 {
+    pthread_once(&math_once, math_sets_build);
     const unsigned char *u = (const unsigned char *)t;
-    size_t mk = 0, chars = 0;
-    for (size_t i = 0; i < n; i++)
-        chars += (u[i] & 0xc0) != 0x80;
+    size_t mk = 0, chars = 0, c8 = 0;
+    /* Characters are the bytes that are not UTF-8 continuations (10xxxxxx). Continuations are
+     * counted per lane, in bytes, for up to 255 steps before the lanes are summed: a byte at a
+     * time cost a fifth of the scan. */
+    while (c8 + 8 <= n) {
+        size_t start = c8;
+        uint64_t lanes = 0;
+        for (size_t k = 0; k < 255 && c8 + 8 <= n; k++, c8 += 8) {
+            uint64_t v = load_lanes(u + c8);
+            lanes += (v & ~(v << 1) & LANES_80) >> 7;
+        }
+        uint64_t pairs = (lanes & 0x00ff00ff00ff00ffull) + (lanes >> 8 & 0x00ff00ff00ff00ffull);
+        chars += c8 - start - (size_t)((pairs * 0x0001000100010001ull) >> 48);
+    }
+    for (; c8 < n; c8++)
+        chars += (u[c8] & 0xc0) != 0x80;
 
     /* Dollar spans, jumped over whole so their closers are not read as openers. Pandoc's rule
      * for inline math: the opener has a non-blank on its right, the closer a non-blank on its
@@ -1131,14 +1429,18 @@ static void math_scan(const char *t, size_t n, size_t *markers_out, size_t *char
     }
 
     for (i = 0; i < n; i++) {
-        /* Plain ASCII without a backslash holds no marker: skip it a word at a time. */
+        /* Skip eight bytes at a time to the next byte that can start a marker. */
         while (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, u + i, 8);
-            uint64_t b = v ^ 0x5c5c5c5c5c5c5c5cull; /* zero where a byte is '\\' */
-            if (((b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull) ||
-                (v & 0x8080808080808080ull))
+            uint64_t v = load_lanes(u + i);
+            if (!(v & LANES_80) && !lanes_eq(v, '\\')) { /* the common case, cheaper */
+                i += 8;
+                continue;
+            }
+            uint64_t hit = lanes_math_start(v);
+            if (hit) {
+                i += lanes_first(hit);
                 break;
+            }
             i += 8;
         }
         if (i >= n)
@@ -1159,10 +1461,9 @@ static void math_scan(const char *t, size_t n, size_t *markers_out, size_t *char
                 size_t e = j + 1;
                 while (e < n && is_alpha(u[e]))
                     e++;
-                if (in_word_list(t + j + 1, e - j - 1, math_envs, ARRAY_LEN(math_envs)))
+                if (in_word_set(&math_env_set, t + j + 1, e - j - 1))
                     mk++;
-            } else if (len &&
-                       in_word_list(t + i + 1, len, math_commands, ARRAY_LEN(math_commands))) {
+            } else if (len && in_word_set(&math_command_set, t + i + 1, len)) {
                 mk++;
             }
             i = j - 1;

@@ -103,6 +103,38 @@ int ing_html_to_text(const char *html, size_t n, struct tm_buf *out);
  * \(bu \(aq \(lq \(rq \e \& \(co and others map to text. Never fails on malformed input. */
 int ing_roff_to_text(const char *roff, size_t n, struct tm_buf *out);
 
+/* ---- Markup text writer (ing_out.c) ------------------------------------------------------ */
+
+/* The output side of the markup reducers: text appended to a tm_buf with separators held back
+ * until the next visible text, so runs of spaces collapse, nothing leads or trails (relative to
+ * what `out` held on init), and at most two newlines meet. Callers set `sp` (a pending space)
+ * or raise `nl` (pending newlines) directly. The first error from `out` sticks in `rc` and
+ * turns every later call into a no-op. Single-threaded; `out` is borrowed for the writer's
+ * life. */
+struct ing_out {
+    struct tm_buf *out;
+    size_t start; /* out->len on init: separators only go after our own text */
+    int nl;       /* pending newlines */
+    int sp;       /* a pending space */
+    int rc;       /* TM_OK, or the first error from out (TM_ERR_TOOBIG) */
+};
+
+/* Starts writing to `out` (borrowed), after what it already holds. */
+void ing_out_init(struct ing_out *w, struct tm_buf *out);
+
+/* Appends p[0..n), preceded by the pending separator: up to two newlines, else one space, and
+ * none at the start of the output. n == 0 does nothing (pending separators stay pending). */
+void ing_out_put(struct ing_out *w, const char *p, size_t n);
+
+/* ing_out_put() of a NUL-terminated string. */
+void ing_out_str(struct ing_out *w, const char *s);
+
+/* Asks for at least k newlines before the next text (k = 2: a paragraph break). */
+void ing_out_break(struct ing_out *w, int k);
+
+/* Appends code point `cp` as UTF-8; 0, surrogates and values past U+10FFFF become U+FFFD. */
+void ing_out_cp(struct ing_out *w, uint32_t cp);
+
 /* ---- Buffered pull reader (ing_reader.c) -------------------------------------------------- */
 
 /* Reads up to `cap` bytes into buf: returns the count, 0 at end of stream, or a negative

@@ -175,6 +175,44 @@ static void test_binary(void **state)
     assert_true(ing_is_binary((const unsigned char *)u16, sizeof u16 - 1));
 }
 
+/* The control bytes are counted eight at a time: every byte value, at every position in an
+ * eight-byte group and in the tail after the last whole group, counts as the byte rule says. */
+static void test_binary_every_byte(void **state)
+{
+    (void)state;
+    unsigned char buf[101];
+    for (int c = 0; c < 256; c++) {
+        int ctrl =
+            c < 0x20 && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r' && c != 0x1b;
+        /* 11 of 101 bytes is over 10%; runs at offsets 1, 45 (straddling groups) and 90 (the
+         * tail of five bytes after 96). */
+        static const size_t starts[] = {1, 45, 90};
+        for (size_t s = 0; s < sizeof starts / sizeof starts[0]; s++) {
+            memset(buf, 'a', sizeof buf);
+            memset(buf + starts[s], c, 11);
+            if (ing_is_binary(buf, sizeof buf) != ctrl)
+                fail_msg("byte 0x%02x at %zu: expected %s", c, starts[s], ctrl ? "binary" : "text");
+        }
+    }
+}
+
+/* Only the first 8 KiB decide (git reads 8,000 bytes). */
+static void test_binary_sample(void **state)
+{
+    (void)state;
+    size_t n = 3 * 8192;
+    unsigned char *buf = malloc(n);
+    assert_non_null(buf);
+    memset(buf, 'a', 8192);
+    memset(buf + 8192, 0, n - 8192);
+    assert_false(ing_is_binary(buf, n)); /* NULs after the sample do not count */
+    memset(buf + 8192 - 820, 0, 820);    /* 820 of 8192: just over 10% */
+    assert_true(ing_is_binary(buf, n));
+    memset(buf + 8192 - 820, 'a', 1); /* 819 of 8192: 10% exactly */
+    assert_false(ing_is_binary(buf, n));
+    free(buf);
+}
+
 static void test_lang_from_name(void **state)
 {
     (void)state;
@@ -331,6 +369,55 @@ static void test_lang_from_content(void **state)
     lang_is(ing_lang_from_content(S("It was itself. Herself. Myself.\n")), NULL);
 }
 
+/* The scan classifies 64 bytes at a time: a word start, or not, at every offset in a block and
+ * across its boundary. Two Python markers, and "self." as the third only at a word start. */
+static void test_lang_word_starts(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"self.x\n", "python"}, {"itself.\n", NULL},    {"x2self.\n", NULL},
+        {"_self.\n", NULL},     {"(self.\n", "python"}, {"\xc3\xa9self.\n", "python"},
+    };
+    char buf[256];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t pad = 0; pad < 140; pad++) {
+            size_t n = (size_t)snprintf(buf, sizeof buf, "__init__ (self\n%*s%s", (int)pad, "",
+                                        cases[c][0]);
+            lang_is(ing_lang_from_content(buf, n), cases[c][1]);
+        }
+    }
+}
+
+/* Markers at the end of the 16 KiB sample count when whole, not when the limit cuts them. */
+static void test_lang_sample_end(void **state)
+{
+    (void)state;
+    const size_t sample = 16 * 1024, n = sample + 64;
+    char *t = malloc(n);
+    assert_non_null(t);
+    /* 16 hits (one per KiB) of two distinct C markers, then prose, then a third marker. */
+    static const char head[] = "#include <a.h>\n#define A 1\n";
+    for (int cut = 0; cut < 2; cut++) {
+        for (int line = 0; line < 2; line++) {
+            size_t at = 0;
+            for (int i = 0; i < 10; i++) {
+                memcpy(t + at, head, sizeof head - 1);
+                at += sizeof head - 1;
+            }
+            memset(t + at, 'a', n - at);
+            /* The third marker: "size_t" anywhere, or "#undef" as a line; whole up to the
+             * sample's last byte, or cut one byte short. */
+            const char *third = line ? "\n#undef" : " size_t";
+            size_t len = strlen(third);
+            memcpy(t + sample - len + (size_t)cut, third, len);
+            t[sample + (size_t)cut] = '\n';
+            lang_is(ing_lang_from_content(t, n), cut ? NULL : "c");
+            lang_is(ing_lang_from_content(t, sample + (size_t)cut), cut ? NULL : "c");
+        }
+    }
+    free(t);
+}
+
 static void test_real_files(void **state)
 {
     (void)state;
@@ -411,6 +498,46 @@ static void test_math(void **state)
     assert_true(ing_math_density(S("")) == 0.0);
 }
 
+/* Markers are found eight bytes at a time: at every offset, whole words only, and up to the end
+ * of the text or of the 64 KiB sample. */
+static void test_math_offsets(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t markers;
+    } cases[] = {
+        {"\\frac \\sqrt \\operatorname", 3},
+        {"\\fra \\sqrtx \\operatornames \\Alpha", 0},
+        {"\\begin{align} \\begin{proof} \\begin{aligned}", 2},
+        {"x \xc3\x97 y \xc3\xb7 z \xc2\xb1", 3},
+        {"\xe2\x88\x80x \xe2\x81\xb4 \xe2\x82\x89", 3},
+        {"\xc3\xa9t\xc3\xa9 \xe2\x80\x99 caf\xc3\xa9", 0},
+    };
+    char buf[256];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t pad = 0; pad < 20; pad++) {
+            size_t n = (size_t)snprintf(buf, sizeof buf, "%*s%s", (int)pad, "", cases[c].text);
+            size_t chars = 0;
+            for (size_t i = 0; i < n; i++)
+                chars += ((unsigned char)buf[i] & 0xc0) != 0x80;
+            double want = (double)cases[c].markers * 1000.0 / (double)chars;
+            if (ing_math_density(buf, n) != want)
+                fail_msg("case %zu pad %zu: %g, want %g", c, pad, ing_math_density(buf, n), want);
+        }
+    }
+    /* "\\sqrt" ending on the sample's last byte counts; cut by one byte it does not. */
+    const size_t sample = 64 * 1024, n = sample + 16;
+    char *t = malloc(n);
+    assert_non_null(t);
+    for (size_t cut = 0; cut < 2; cut++) {
+        memset(t, ' ', n);
+        memcpy(t + sample - 5 + cut, "\\sqrt", 5);
+        assert_true((ing_math_density(t, n) > 0.0) == (cut == 0));
+    }
+    free(t);
+}
+
 static void test_domain_order(void **state)
 {
     (void)state;
@@ -440,11 +567,16 @@ int main(void)
         cmocka_unit_test(test_compression_and_archives),
         cmocka_unit_test(test_kind),
         cmocka_unit_test(test_binary),
+        cmocka_unit_test(test_binary_every_byte),
+        cmocka_unit_test(test_binary_sample),
         cmocka_unit_test(test_lang_from_name),
         cmocka_unit_test(test_lang_from_shebang),
         cmocka_unit_test(test_lang_from_content),
+        cmocka_unit_test(test_lang_word_starts),
+        cmocka_unit_test(test_lang_sample_end),
         cmocka_unit_test(test_real_files),
         cmocka_unit_test(test_math),
+        cmocka_unit_test(test_math_offsets),
         cmocka_unit_test(test_domain_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
