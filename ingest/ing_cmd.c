@@ -11,6 +11,7 @@
 #include "../core/tm_err.h"
 #include "../core/tm_log.h"
 #include "../core/tm_mem.h"
+#include "../core/tm_rand.h"
 #include "../core/tm_stats.h"
 #include "../core/tm_store.h"
 #include "ing_run.h"
@@ -229,14 +230,6 @@ static int inspect_counts(MDB_txn *txn, struct tm_store *s, cJSON *stats)
     return TM_OK;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -264,7 +257,7 @@ static int inspect_sample(MDB_txn *txn, struct tm_store *s, long n, uint64_t see
     uint64_t *pick = tm_xcalloc((size_t)n + 1, sizeof(uint64_t));
     long k = 0;
     while (k < n) {
-        uint64_t r = splitmix(&seed) % total;
+        uint64_t r = tm_splitmix64(&seed) % total;
         int dup = 0;
         for (long i = 0; i < k; i++)
             dup |= pick[i] == r;

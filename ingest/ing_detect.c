@@ -1093,11 +1093,13 @@ static void score_line_start(struct lang_score *s, const char *t, size_t ls, siz
     score_candidates(s, &index_line, t, ls, *le);
 }
 
-/* The bits of a lane mask, lane k to bit k. */
+#if !defined(__SSE2__)
+/* The bits of a lane mask, lane k to bit k (the plain-C path only). */
 static inline uint64_t lanes_bits(uint64_t mask)
 {
     return ((mask >> 7) * 0x0102040810204080ull) >> 56;
 }
+#endif
 
 /* Index of the lowest set bit of x != 0. The builtin is one instruction; the de Bruijn table
  * (Leiserson, Prokop and Randall, "Using de Bruijn sequences to index a 1 in a computer word")

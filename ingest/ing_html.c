@@ -206,66 +206,6 @@ static int is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
 }
 
-/* ---- Output with collapsed whitespace ---------------------------------------------------- */
-
-/* Separators are held back until the next visible text, so runs of spaces and nested blocks
- * collapse, nothing leads or trails, and at most two newlines ever meet. */
-struct html_out {
-    struct tm_buf *out;
-    size_t start; /* out->len on entry: separators only go after our own text */
-    int nl;       /* pending newlines */
-    int sp;       /* a pending space */
-    int rc;       /* first error from out */
-};
-
-static void put(struct html_out *w, const char *p, size_t n)
-{
-    if (w->rc)
-        return;
-    if (w->out->len > w->start) {
-        if (w->nl)
-            w->rc = tm_buf_append(w->out, "\n\n", w->nl > 2 ? 2 : (size_t)w->nl);
-        else if (w->sp)
-            w->rc = tm_buf_append(w->out, " ", 1);
-    }
-    w->nl = 0;
-    w->sp = 0;
-    if (!w->rc)
-        w->rc = tm_buf_append(w->out, p, n);
-}
-
-static void put_break(struct html_out *w, int k)
-{
-    if (w->nl < k)
-        w->nl = k;
-}
-
-static void put_cp(struct html_out *w, uint32_t cp)
-{
-    char u[4];
-    size_t k;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        k = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        k = 3;
-    } else {
-        u[0] = (char)(0xf0 | cp >> 18);
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        k = 4;
-    }
-    put(w, u, k);
-}
-
 /* ---- Character references ---------------------------------------------------------------- */
 
 /* Names HTML5 also accepts without the ';' (the common ones of its legacy list). */
@@ -342,7 +282,7 @@ static size_t decode_ref(const char *s, size_t n, uint32_t *cp)
 /* ---- Text -------------------------------------------------------------------------------- */
 
 /* Emits text t[0..n): references decoded, whitespace collapsed (kept inside <pre>). */
-static void put_text(struct html_out *w, const char *t, size_t n, int pre)
+static void put_text(struct ing_out *w, const char *t, size_t n, int pre)
 {
     size_t i = 0;
     while (i < n && !w->rc) {
@@ -353,7 +293,7 @@ static void put_text(struct html_out *w, const char *t, size_t n, int pre)
             else if (c == '\n')
                 w->nl++;
             else if (c != '\r')
-                put(w, t + i, 1);
+                ing_out_put(w, t + i, 1);
             i++;
             continue;
         }
@@ -361,7 +301,7 @@ static void put_text(struct html_out *w, const char *t, size_t n, int pre)
             uint32_t cp;
             size_t k = decode_ref(t + i, n - i, &cp);
             if (k == 0) {
-                put(w, "&", 1);
+                ing_out_put(w, "&", 1);
                 i++;
                 continue;
             }
@@ -369,7 +309,7 @@ static void put_text(struct html_out *w, const char *t, size_t n, int pre)
             if (cp == 0xa0) /* nbsp: a plain space, collapsed like any other */
                 w->sp = 1;
             else if (cp != 0xad) /* a soft hyphen is invisible; it only splits words */
-                put_cp(w, cp);
+                ing_out_cp(w, cp);
             continue;
         }
         if (c == 0xc2 && i + 1 < n && (unsigned char)t[i + 1] == 0xa0) {
@@ -384,7 +324,7 @@ static void put_text(struct html_out *w, const char *t, size_t n, int pre)
                 break;
             j++;
         }
-        put(w, t + i, j - i);
+        ing_out_put(w, t + i, j - i);
         i = j;
     }
 }
@@ -454,12 +394,12 @@ static const struct tag *find_tag(const char *h, size_t len)
     return bsearch(name, tags, ARRAY_LEN(tags), sizeof tags[0], cmp_tag);
 }
 
-static void block(struct html_out *w, unsigned flags)
+static void block(struct ing_out *w, unsigned flags)
 {
     if (flags & T_PARA)
-        put_break(w, 2);
+        ing_out_break(w, 2);
     else if (flags & T_BREAK)
-        put_break(w, 1);
+        ing_out_break(w, 1);
     else if (flags & T_BR)
         w->nl++;
     else if (flags & T_SPACE)
@@ -468,7 +408,8 @@ static void block(struct html_out *w, unsigned flags)
 
 int ing_html_to_text(const char *h, size_t n, struct tm_buf *out)
 {
-    struct html_out w = {out, out->len, 0, 0, TM_OK};
+    struct ing_out w;
+    ing_out_init(&w, out);
     int in_head = 0, pre = 0;
     size_t i = 0;
     while (i < n && !w.rc) {
@@ -542,7 +483,7 @@ int ing_html_to_text(const char *h, size_t n, struct tm_buf *out)
             /* Title text is RCDATA: no tags inside, references decoded. It leads the text. */
             size_t close = find_end_tag(h, n, i, "title");
             put_text(&w, h + i, close - i, 0);
-            put_break(&w, 2);
+            ing_out_break(&w, 2);
             i = close;
         } else if ((f & T_SKIP) && !(self_closing && strcmp(t->name, "svg") == 0)) {
             /* Raw text (script, style) and content we drop: jump to the end tag. A self-closed

@@ -7,21 +7,14 @@
 #include <stdlib.h>
 
 #include "../core/tm_buf.h"
+#include "../core/tm_rand.h"
 #include "ing_run.h"
 
-/* splitmix64: tiny, well-mixed, and fully specified, so the set never depends on libc's rand. */
-static uint64_t next_u64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* A uniform integer in [lo, hi]. */
+/* A uniform integer in [lo, hi], from SplitMix64 (tm_rand.h): fully specified, so the set never
+ * depends on libc's rand. */
 static long pick(uint64_t *s, long lo, long hi)
 {
-    return lo + (long)(next_u64(s) % (uint64_t)(hi - lo + 1));
+    return lo + (long)(tm_splitmix64(s) % (uint64_t)(hi - lo + 1));
 }
 
 static long gcd(long a, long b)

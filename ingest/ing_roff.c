@@ -21,71 +21,6 @@
 /* The .Nm name kept for bare ".Nm" in mdoc pages; program names are short. */
 #define ROFF_NM_MAX 64
 
-/* ---- Output ------------------------------------------------------------------------------ */
-
-/* Separators wait for the next visible text: spaces collapse, nothing leads or trails, and at
- * most two newlines meet. */
-struct roff_out {
-    struct tm_buf *out;
-    size_t start;
-    int nl, sp, rc;
-};
-
-static void put(struct roff_out *w, const char *p, size_t n)
-{
-    if (w->rc || n == 0)
-        return;
-    if (w->out->len > w->start) {
-        if (w->nl)
-            w->rc = tm_buf_append(w->out, "\n\n", w->nl > 2 ? 2 : (size_t)w->nl);
-        else if (w->sp)
-            w->rc = tm_buf_append(w->out, " ", 1);
-    }
-    w->nl = 0;
-    w->sp = 0;
-    if (!w->rc)
-        w->rc = tm_buf_append(w->out, p, n);
-}
-
-static void put_str(struct roff_out *w, const char *s)
-{
-    put(w, s, strlen(s));
-}
-
-static void put_break(struct roff_out *w, int k)
-{
-    if (w->nl < k)
-        w->nl = k;
-}
-
-static void put_cp(struct roff_out *w, uint32_t cp)
-{
-    char u[4];
-    size_t k;
-    if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        cp = 0xfffd;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        k = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        k = 3;
-    } else {
-        u[0] = (char)(0xf0 | cp >> 18);
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        k = 4;
-    }
-    put(w, u, k);
-}
-
 /* ---- Named characters -------------------------------------------------------------------- */
 
 /* groff_char(7) names that man pages use, as \(xx, \[xx] or \*(xx. */
@@ -137,11 +72,11 @@ static const char *glyph_text(const char *name, size_t len)
     return NULL;
 }
 
-static void put_glyph(struct roff_out *w, const char *name, size_t len)
+static void put_glyph(struct ing_out *w, const char *name, size_t len)
 {
     const char *g = glyph_text(name, len);
     if (g) {
-        put_str(w, g);
+        ing_out_str(w, g);
         return;
     }
     /* \[u00E9] and \[char233]: a code point by number. */
@@ -159,27 +94,27 @@ static void put_glyph(struct roff_out *w, const char *name, size_t len)
             cp = cp * 16 + d;
         }
         if (i > 1 && (i == len || name[i] == '_'))
-            put_cp(w, cp);
+            ing_out_cp(w, cp);
         return;
     }
     if (len > 4 && memcmp(name, "char", 4) == 0) {
         uint32_t cp = 0;
         for (size_t i = 4; i < len && i < 11 && name[i] >= '0' && name[i] <= '9'; i++)
             cp = cp * 10 + (uint32_t)(name[i] - '0');
-        put_cp(w, cp);
+        ing_out_cp(w, cp);
     }
 }
 
-static void put_string(struct roff_out *w, const char *name, size_t len)
+static void put_string(struct ing_out *w, const char *name, size_t len)
 {
     for (size_t i = 0; i < ARRAY_LEN(strings); i++)
         if (strlen(strings[i].name) == len && memcmp(strings[i].name, name, len) == 0) {
-            put_str(w, strings[i].text);
+            ing_out_str(w, strings[i].text);
             return;
         }
     const char *g = glyph_text(name, len); /* \*(lq and friends */
     if (g)
-        put_str(w, g);
+        ing_out_str(w, g);
 }
 
 /* ---- Escapes ----------------------------------------------------------------------------- */
@@ -233,7 +168,7 @@ static const char silent_escapes[] = "&|^%:)!{}acdprutzOj/,";
 
 /* Emits text s[0..n) of one line, escapes interpreted. `fill`: spaces collapse. Returns 1 when
  * the line asks to be joined to the next without a space (\c, or a trailing backslash). */
-static int put_text(struct roff_out *w, const char *s, size_t n, int fill)
+static int put_text(struct ing_out *w, const char *s, size_t n, int fill)
 {
     size_t i = 0;
     while (i < n && !w->rc) {
@@ -242,7 +177,7 @@ static int put_text(struct roff_out *w, const char *s, size_t n, int fill)
             if (fill)
                 w->sp = 1;
             else
-                put(w, c == '\t' ? "    " : " ", c == '\t' ? 4 : 1);
+                ing_out_put(w, c == '\t' ? "    " : " ", c == '\t' ? 4 : 1);
             i++;
             continue;
         }
@@ -250,7 +185,7 @@ static int put_text(struct roff_out *w, const char *s, size_t n, int fill)
             size_t j = i + 1;
             while (j < n && s[j] != '\\' && s[j] != ' ' && s[j] != '\t')
                 j++;
-            put(w, s + i, j - i);
+            ing_out_put(w, s + i, j - i);
             i = j;
             continue;
         }
@@ -302,13 +237,13 @@ static int put_text(struct roff_out *w, const char *s, size_t n, int fill)
         } else if (strchr(silent_escapes, e)) {
             /* nothing */
         } else if (e == 'e' || e == 'E' || e == '\\') {
-            put(w, "\\", 1);
+            ing_out_put(w, "\\", 1);
         } else if (e == ' ' || e == '0' || e == '~') {
-            put(w, " ", 1); /* unpaddable space: kept even where spaces collapse */
+            ing_out_put(w, " ", 1); /* unpaddable space: kept even where spaces collapse */
         } else if (e == 't') {
             w->sp = 1;
         } else {
-            put(w, &s[i - 1], 1); /* \- \. \' \` and unknown escapes print the character */
+            ing_out_put(w, &s[i - 1], 1); /* \- \. \' \` and unknown escapes print the character */
         }
     }
     return 0;
@@ -317,7 +252,7 @@ static int put_text(struct roff_out *w, const char *s, size_t n, int fill)
 /* ---- Requests ---------------------------------------------------------------------------- */
 
 struct roff {
-    struct roff_out w;
+    struct ing_out w;
     int nofill;             /* .nf / .EX: lines kept as they are */
     int tag_pending;        /* .TP: the next text line is a tag on its own line */
     int heading_next;       /* .SH without arguments: the next text line is the heading */
@@ -400,7 +335,7 @@ static void put_args(struct roff *r, const struct args *a, int first, int sep)
 static void end_text_line(struct roff *r)
 {
     if (r->tag_pending || r->heading_next) {
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         if (r->heading_next)
             r->heading_end = r->w.out->len;
         r->tag_pending = 0;
@@ -479,7 +414,7 @@ static void mdoc_line(struct roff *r, int m, const struct args *a)
     for (;;) {
         const char *open = mdoc_inline[m].open;
         if (*open) {
-            put_str(&r->w, open);
+            ing_out_str(&r->w, open);
             nospace = 1;
         }
         if (*mdoc_inline[m].close && nclose < ROFF_MAX_ARGS)
@@ -503,11 +438,11 @@ static void mdoc_line(struct roff *r, int m, const struct args *a)
                 r->w.sp = 1;
             nospace = 0;
             if (dash && !punct)
-                put(&r->w, "-", 1);
+                ing_out_put(&r->w, "-", 1);
             if (xr && nm_args == 1) {
-                put(&r->w, "(", 1);
+                ing_out_put(&r->w, "(", 1);
                 put_arg(r, a->p[k], a->len[k]);
-                put(&r->w, ")", 1);
+                ing_out_put(&r->w, ")", 1);
             } else {
                 put_arg(r, a->p[k], a->len[k]);
             }
@@ -522,7 +457,7 @@ static void mdoc_line(struct roff *r, int m, const struct args *a)
             put_text(&r->w, r->nm, r->nm_len, 1);
         }
         if (dash && nm_args == 0)
-            put(&r->w, "-", 1); /* a bare .Fl is a lone dash */
+            ing_out_put(&r->w, "-", 1); /* a bare .Fl is a lone dash */
         if (k >= a->n)
             break;
         k++;
@@ -530,7 +465,7 @@ static void mdoc_line(struct roff *r, int m, const struct args *a)
             r->w.sp = 1;
     }
     while (nclose > 0)
-        put_str(&r->w, closers[--nclose]);
+        ing_out_str(&r->w, closers[--nclose]);
 }
 
 enum req {
@@ -639,7 +574,7 @@ static int brace_delta(const char *s, size_t n)
 /* A paragraph break, except right after a heading, whose text follows on the next line. */
 static void para(struct roff *r)
 {
-    put_break(&r->w, r->w.out->len == r->heading_end ? 1 : 2);
+    ing_out_break(&r->w, r->w.out->len == r->heading_end ? 1 : 2);
 }
 
 static void request(struct roff *r, const char *name, size_t nlen, const char *rest, size_t rlen)
@@ -665,22 +600,22 @@ static void request(struct roff *r, const char *name, size_t nlen, const char *r
         if (a.n > 0) {
             put_arg(r, a.p[0], a.len[0]);
             if (a.n > 1) {
-                put(&r->w, "(", 1);
+                ing_out_put(&r->w, "(", 1);
                 put_arg(r, a.p[1], a.len[1]);
-                put(&r->w, ")", 1);
+                ing_out_put(&r->w, ")", 1);
             }
         }
-        put_break(&r->w, 2);
+        ing_out_break(&r->w, 2);
         break;
     case R_HEADING:
         split_args(rest, rlen, &a);
-        put_break(&r->w, 2);
+        ing_out_break(&r->w, 2);
         if (a.n == 0) {
             r->heading_next = 1;
             break;
         }
         put_args(r, &a, 0, 1);
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         r->heading_end = r->w.out->len;
         break;
     case R_SPACED:
@@ -703,12 +638,12 @@ static void request(struct roff *r, const char *name, size_t nlen, const char *r
         para(r);
         if (a.n > 0 && a.len[0] > 0) {
             put_arg(r, a.p[0], a.len[0]);
-            put_break(&r->w, 1);
+            ing_out_break(&r->w, 1);
         }
         break;
     case R_IT:
         split_args(rest, rlen, &a);
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         if (a.n > 0) {
             m = mdoc_find(a.p[0], a.len[0]);
             if (m >= 0) {
@@ -720,19 +655,19 @@ static void request(struct roff *r, const char *name, size_t nlen, const char *r
             } else {
                 put_args(r, &a, 0, 1);
             }
-            put_break(&r->w, 1);
+            ing_out_break(&r->w, 1);
         }
         break;
     case R_BREAK:
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         break;
     case R_NOFILL:
         r->nofill = 1;
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         break;
     case R_FILL:
         r->nofill = 0;
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         break;
     case R_DEFINE:
         r->skip_dots = 1;
@@ -745,11 +680,11 @@ static void request(struct roff *r, const char *name, size_t nlen, const char *r
     case R_TS:
         r->table = 1;
         r->tab = '\t';
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         break;
     case R_TE:
         r->table = 0;
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
         break;
     case R_TFMT:
         if (r->table)
@@ -796,7 +731,7 @@ static void table_row(struct roff *r, const char *s, size_t n)
         r->tblock = 0;
         i = 2;
         if (i >= n) {
-            put_break(&r->w, 1);
+            ing_out_break(&r->w, 1);
             return;
         }
         if (s[i] == r->tab)
@@ -820,7 +755,7 @@ static void table_row(struct roff *r, const char *s, size_t n)
     if (r->tblock)
         r->w.sp = 1;
     else
-        put_break(&r->w, 1);
+        ing_out_break(&r->w, 1);
 }
 
 static void line(struct roff *r, const char *s, size_t n)
@@ -880,11 +815,11 @@ static void line(struct roff *r, const char *s, size_t n)
         if (r->nofill)
             r->w.nl++;
         else
-            put_break(&r->w, 2);
+            ing_out_break(&r->w, 2);
         return;
     }
     if (k > 0 && !r->nofill)
-        put_break(&r->w, 1); /* a line starting with a space breaks the filled text */
+        ing_out_break(&r->w, 1); /* a line starting with a space breaks the filled text */
     if (put_text(&r->w, s, n, !r->nofill))
         return; /* \c: the next line continues this one directly */
     end_text_line(r);
@@ -894,8 +829,7 @@ int ing_roff_to_text(const char *roff, size_t n, struct tm_buf *out)
 {
     struct roff r;
     memset(&r, 0, sizeof r);
-    r.w.out = out;
-    r.w.start = out->len;
+    ing_out_init(&r.w, out);
     r.tab = '\t';
     r.heading_end = SIZE_MAX;
     size_t i = 0;

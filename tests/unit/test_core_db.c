@@ -17,6 +17,7 @@
 #include "tm_err.h"
 #include "tm_fs.h"
 #include "tm_log.h"
+#include "test_util.h"
 
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
@@ -28,29 +29,18 @@ static const char *const names[] = {"alpha", "beta"};
 static int setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TM_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    if (tm_mkdirs(base) != TM_OK)
+    tmpdir = tu_make_tmpdir("core_db");
+    if (!tmpdir)
         return -1;
-    tmpdir = tm_path_join(base, "core_db.XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    sink = fopen("/dev/null", "w");
-    tm_log_set_stream(sink, 0);
+    sink = tu_log_quiet();
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tm_log_set_stream(NULL, -1);
-    fclose(sink);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    int rc = system(cmd);
-    free(tmpdir);
-    return rc == 0 ? 0 : -1;
+    tu_log_restore(sink);
+    return tu_remove_tmpdir(tmpdir);
 }
 
 static void test_byte_order(void **state)

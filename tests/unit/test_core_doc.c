@@ -14,6 +14,7 @@
 #include "tm_doc.h"
 #include "tm_err.h"
 #include "tm_log.h"
+#include "test_util.h"
 
 /* Offsets from the layout in tm_doc.h. */
 #define OFF_DOMAIN   20
@@ -27,16 +28,14 @@ static int setup(void **state)
 {
     (void)state;
     /* Corruption tests log an error each; keep the output readable. */
-    sink = fopen("/dev/null", "w");
-    tm_log_set_stream(sink, 0);
+    sink = tu_log_quiet();
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tm_log_set_stream(NULL, -1);
-    fclose(sink);
+    tu_log_restore(sink);
     return 0;
 }
 

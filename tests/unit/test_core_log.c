@@ -12,28 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_util.h"
 #include "tm_log.h"
 
-struct capture {
-    char *text;
-    size_t len;
-    FILE *f;
-};
-
-static void capture_start(struct capture *c, int timestamps)
+/* Copies every log line to `tee` as well, until tee_stop(). */
+static void tee_start(struct tu_capture *tee)
 {
-    c->text = NULL;
-    c->len = 0;
-    c->f = open_memstream(&c->text, &c->len);
-    assert_non_null(c->f);
-    tm_log_set_stream(c->f, timestamps);
+    tu_capture_open(tee);
+    tm_log_set_tee(tee->f);
 }
 
-/* Stops capturing; c->text stays valid until free(). */
-static void capture_stop(struct capture *c)
+/* Stops the copy; tee->text stays valid until free(). */
+static void tee_stop(struct tu_capture *tee)
 {
-    tm_log_set_stream(NULL, -1);
-    fclose(c->f);
+    tm_log_set_tee(NULL);
+    fclose(tee->f);
 }
 
 static int teardown(void **state)
@@ -48,15 +41,15 @@ static int teardown(void **state)
 static void test_format_levels(void **state)
 {
     (void)state;
-    struct capture c;
+    struct tu_capture c;
     tm_log_set_level(TM_LOG_DEBUG);
-    capture_start(&c, 0);
+    tu_capture_start(&c, 0);
     tm_log_error("cannot open %s", "x");
     tm_log_warn("w %d", 1);
     tm_log_info("i");
     tm_log_debug("d");
     tm_log(TM_LOG_ERROR, "via %s", "tm_log");
-    capture_stop(&c);
+    tu_capture_stop(&c);
     assert_string_equal(
         c.text, "error: cannot open x\nwarning: w 1\ninfo: i\ndebug: d\nerror: via tm_log\n");
     free(c.text);
@@ -65,18 +58,18 @@ static void test_format_levels(void **state)
 static void test_level_filter(void **state)
 {
     (void)state;
-    struct capture c;
+    struct tu_capture c;
     tm_log_set_level(TM_LOG_WARN);
     assert_int_equal(tm_log_get_level(), TM_LOG_WARN);
     assert_true(tm_log_enabled(TM_LOG_ERROR));
     assert_true(tm_log_enabled(TM_LOG_WARN));
     assert_false(tm_log_enabled(TM_LOG_INFO));
     assert_false(tm_log_enabled(TM_LOG_DEBUG));
-    capture_start(&c, 0);
+    tu_capture_start(&c, 0);
     tm_log_info("dropped");
     tm_log_debug("dropped");
     tm_log_warn("kept");
-    capture_stop(&c);
+    tu_capture_stop(&c);
     assert_string_equal(c.text, "warning: kept\n");
     free(c.text);
 }
@@ -96,60 +89,50 @@ static void assert_timestamp(const char *s)
 static void test_timestamps_and_tee(void **state)
 {
     (void)state;
-    struct capture c;
-    char *tt = NULL;
-    size_t tl = 0;
-    FILE *tf = open_memstream(&tt, &tl);
-    assert_non_null(tf);
-    tm_log_set_tee(tf);
-    capture_start(&c, 1);
+    struct tu_capture c, tee;
+    tee_start(&tee);
+    tu_capture_start(&c, 1);
     tm_log_error("stamped");
-    capture_stop(&c);
-    tm_log_set_tee(NULL);
-    fclose(tf);
+    tu_capture_stop(&c);
+    tee_stop(&tee);
 
     assert_int_equal(strlen(c.text), 21 + strlen("error: stamped\n"));
     assert_timestamp(c.text);
     assert_string_equal(c.text + 21, "error: stamped\n");
-    assert_string_equal(tt, c.text);
+    assert_string_equal(tee.text, c.text);
     free(c.text);
-    free(tt);
+    free(tee.text);
 }
 
 static void test_tee_unstamped_stream(void **state)
 {
     (void)state;
-    struct capture c;
-    char *tt = NULL;
-    size_t tl = 0;
-    FILE *tf = open_memstream(&tt, &tl);
-    assert_non_null(tf);
-    tm_log_set_tee(tf);
-    capture_start(&c, 0);
+    struct tu_capture c, tee;
+    tee_start(&tee);
+    tu_capture_start(&c, 0);
     tm_log_warn("both");
-    capture_stop(&c);
-    tm_log_set_tee(NULL);
-    fclose(tf);
+    tu_capture_stop(&c);
+    tee_stop(&tee);
     assert_string_equal(c.text, "warning: both\n");
-    assert_timestamp(tt);
-    assert_string_equal(tt + 21, "warning: both\n");
+    assert_timestamp(tee.text);
+    assert_string_equal(tee.text + 21, "warning: both\n");
     free(c.text);
-    free(tt);
+    free(tee.text);
 }
 
 static void test_long_message_truncated(void **state)
 {
     (void)state;
-    struct capture c;
+    struct tu_capture c;
     size_t n = 100000;
     char *big = malloc(n + 1);
     assert_non_null(big);
     memset(big, 'a', n);
     big[n] = '\0';
-    capture_start(&c, 0);
+    tu_capture_start(&c, 0);
     tm_log_error("%s", big);
     tm_log_error("next");
-    capture_stop(&c);
+    tu_capture_stop(&c);
     /* Truncated, but still one whole line followed by the next one. */
     char *nl = strchr(c.text, '\n');
     assert_non_null(nl);
@@ -173,14 +156,14 @@ static void *writer(void *arg)
 static void test_threads_whole_lines(void **state)
 {
     (void)state;
-    struct capture c;
-    capture_start(&c, 0);
+    struct tu_capture c;
+    tu_capture_start(&c, 0);
     pthread_t t[THREADS];
     for (long i = 0; i < THREADS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, writer, (void *)(intptr_t)i), 0);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
-    capture_stop(&c);
+    tu_capture_stop(&c);
     int count = 0;
     int next[THREADS] = {0};
     for (char *line = strtok(c.text, "\n"); line; line = strtok(NULL, "\n")) {

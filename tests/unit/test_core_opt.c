@@ -16,6 +16,7 @@
 #include "tm_log.h"
 #include "tm_opt.h"
 #include "tm_stats.h"
+#include "test_util.h"
 
 struct cfg {
     int force;
@@ -89,18 +90,13 @@ static const struct tm_command cmd = {
     .run = fake_run,
 };
 
-static char *logtext;
-static size_t loglen;
-static FILE *log_file;
+static struct tu_capture logcap;
 
 static int setup(void **state)
 {
     (void)state;
     memset(&seen, 0, sizeof(seen));
-    logtext = NULL;
-    loglen = 0;
-    log_file = open_memstream(&logtext, &loglen);
-    tm_log_set_stream(log_file, 0);
+    tu_capture_start(&logcap, 0);
     tm_log_set_level(TM_LOG_INFO);
     return 0;
 }
@@ -108,17 +104,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    tm_log_set_stream(NULL, -1);
-    fclose(log_file);
-    free(logtext);
+    tu_capture_stop(&logcap);
+    free(logcap.text);
     free(seen.cfg.out);
     return 0;
 }
 
 static const char *log_output(void)
 {
-    fflush(log_file);
-    return logtext ? logtext : "";
+    return tu_capture_text(&logcap);
 }
 
 static int run_cmd(int argc, const char **argv)
@@ -446,12 +440,7 @@ static void test_help_runs_nothing(void **state)
 static void test_stats_json(void **state)
 {
     (void)state;
-    const char *base = getenv("TM_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    assert_int_equal(tm_mkdirs(base), TM_OK);
-    char *dir = tm_path_join(base, "core_opt.XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    char *dir = tu_new_tmpdir("core_opt");
     char *path = tm_path_join(dir, "stats.json");
 
     const char *argv[] = {"test", "--stats-json", path, "a"};

@@ -12,35 +12,29 @@
 #include <time.h>
 
 #include "tm_log.h"
+#include "test_util.h"
 #include "tm_progress.h"
 
-static char *logtext;
-static size_t loglen;
-static FILE *log_file;
+static struct tu_capture logcap;
 
 static int setup(void **state)
 {
     (void)state;
-    logtext = NULL;
-    loglen = 0;
-    log_file = open_memstream(&logtext, &loglen);
-    tm_log_set_stream(log_file, 0);
+    tu_capture_start(&logcap, 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tm_log_set_stream(NULL, -1);
-    fclose(log_file);
-    free(logtext);
+    tu_capture_stop(&logcap);
+    free(logcap.text);
     return 0;
 }
 
 static const char *log_output(void)
 {
-    fflush(log_file);
-    return logtext ? logtext : "";
+    return tu_capture_text(&logcap);
 }
 
 static int count(const char *hay, const char *needle)

@@ -14,17 +14,7 @@
 #include "tm_fs.h"
 #include "tm_log.h"
 #include "tm_stats.h"
-
-static char *make_tmpdir(void)
-{
-    const char *base = getenv("TM_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    assert_int_equal(tm_mkdirs(base), TM_OK);
-    char *dir = tm_path_join(base, "core_stats.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
+#include "test_util.h"
 
 static void test_counters(void **state)
 {
@@ -79,7 +69,7 @@ static void test_fields_and_objects(void **state)
 static void test_write(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_new_tmpdir("core_stats");
     char *path = tm_path_join(dir, "stats.json");
     cJSON *o = cJSON_CreateObject();
     tm_stats_set_str(o, "command", "ingest");
@@ -110,11 +100,9 @@ static void test_write(void **state)
 
     /* A directory that does not exist: TM_ERR_IO, logged. */
     char *bad = tm_path_join(dir, "missing/stats.json");
-    FILE *sink = fopen("/dev/null", "w");
-    tm_log_set_stream(sink, 0);
+    FILE *sink = tu_log_quiet();
     assert_int_equal(tm_stats_write(o, bad), TM_ERR_IO);
-    tm_log_set_stream(NULL, -1);
-    fclose(sink);
+    tu_log_restore(sink);
 
     unlink(path);
     rmdir(dir);

@@ -14,23 +14,12 @@
 #include "tm_fs.h"
 #include "tm_log.h"
 #include "tm_store.h"
-
-static char *make_tmpdir(void)
-{
-    const char *base = getenv("TM_TEST_TMP");
-    char tmpl[512];
-    if (base)
-        tm_mkdirs(base);
-    snprintf(tmpl, sizeof(tmpl), "%s/store.XXXXXX", base ? base : "/tmp");
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
+#include "test_util.h"
 
 static void test_create_and_reopen(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_new_tmpdir("store");
     struct tm_store s;
     assert_int_equal(tm_store_open(&s, dir, TM_DB_RDONLY), TM_ERR_NOTFOUND);
     assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
@@ -50,7 +39,7 @@ static int put_format(MDB_txn *txn, struct tm_db *db, void *ctx)
 static void test_newer_format_refused(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_new_tmpdir("store");
     struct tm_store s;
     unsigned newer = TM_STORE_FORMAT + 1;
     assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
@@ -161,7 +150,7 @@ static int read_back(MDB_txn *txn, struct tm_db *db, void *ctx)
 static void test_generations_and_docs(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_new_tmpdir("store");
     struct tm_store s;
     assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
     assert_int_equal(tm_db_write(&s.db, write_gens, NULL), TM_OK);

@@ -11,18 +11,12 @@
 #include <cmocka.h>
 
 #include "ing_internal.h"
+#include "test_util.h"
 #include "tm_err.h"
 
 static void html_is(const char *html, const char *want)
 {
-    struct tm_buf b;
-    tm_buf_init(&b, 0);
-    assert_int_equal(ing_html_to_text(html, strlen(html), &b), TM_OK);
-    int same = strcmp(b.data ? b.data : "", want) == 0;
-    if (!same)
-        print_error("html %s\n got [%s]\nwant [%s]\n", html, b.data ? b.data : "", want);
-    tm_buf_release(&b);
-    assert_true(same);
+    tu_reduces_to(ing_html_to_text, "html", html, want);
 }
 
 static void test_tags_and_blocks(void **state)
@@ -130,20 +124,8 @@ static void test_every_prefix(void **state)
         "<pre>  keep\n   this</pre><svg><g/></svg><svg/><noscript>n</noscript><ul><li>a<li>b"
         "</ul><table><tr><td>1<td>2</table><a href=x>link</a>< notatag &#99999999; &#x;"
         "<br/><br><br><br>end<b attr=\"unclosed";
-    size_t n = sizeof doc - 1;
-    struct tm_buf b;
-    tm_buf_init(&b, 0);
-    for (size_t k = 0; k <= n; k++) {
-        /* A heap copy of exactly k bytes, so any over-read hits ASan's redzone. */
-        char *p = malloc(k ? k : 1);
-        assert_non_null(p);
-        memcpy(p, doc, k);
-        tm_buf_reset(&b);
-        assert_int_equal(ing_html_to_text(p, k, &b), TM_OK);
-        assert_true(b.len <= 3 * k + 8);
-        free(p);
-    }
-    tm_buf_release(&b);
+    /* Output at most 3 * k + 8 bytes for a k-byte prefix. */
+    tu_every_prefix(ing_html_to_text, doc, sizeof doc - 1, 3, 8);
 }
 
 static void test_cap(void **state)

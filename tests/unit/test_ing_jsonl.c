@@ -15,103 +15,25 @@
 #include <string.h>
 
 #include "ing_internal.h"
+#include "test_util.h"
 #include "tm_doc.h"
 #include "tm_err.h"
 
-#define MAX_UNITS 32
-
-/* What the reader delivered, in order. Strings are copies. */
-struct got {
-    int n_records, n_problems, n_counts;
-    struct {
-        char *text;
-        size_t text_len;
-        char *meta;
-        int domain;
-        char lang[16];
-        uint64_t position;
-    } rec[MAX_UNITS];
-    struct {
-        char reason[32];
-        uint64_t position;
-    } prob[MAX_UNITS];
-    char counts[MAX_UNITS][40];
-    int stop_after; /* the record callback fails after this many records (0: never) */
-};
-
+/* The JSONL reader sets no name on any record. */
 static int on_record(void *ctx, const struct ing_record *rec)
 {
-    struct got *g = ctx;
-    assert_true(g->n_records < MAX_UNITS);
-    int i = g->n_records++;
-    g->rec[i].text = malloc(rec->text_len + 1);
-    memcpy(g->rec[i].text, rec->text, rec->text_len);
-    g->rec[i].text[rec->text_len] = '\0';
-    g->rec[i].text_len = rec->text_len;
-    assert_int_equal(strlen(rec->meta), rec->meta_len);
-    g->rec[i].meta = strdup(rec->meta);
-    g->rec[i].domain = rec->domain;
-    snprintf(g->rec[i].lang, sizeof(g->rec[i].lang), "%s", rec->lang ? rec->lang : "-");
-    g->rec[i].position = rec->position;
     assert_null(rec->name);
-    if (g->stop_after && g->n_records >= g->stop_after)
-        return TM_ERR_IO;
-    return TM_OK;
-}
-
-static void on_problem(void *ctx, uint64_t position, const char *reason, const char *detail)
-{
-    struct got *g = ctx;
-    assert_true(g->n_problems < MAX_UNITS);
-    assert_non_null(detail);
-    snprintf(g->prob[g->n_problems].reason, sizeof(g->prob[0].reason), "%s", reason);
-    g->prob[g->n_problems++].position = position;
-}
-
-static void on_count(void *ctx, const char *key)
-{
-    struct got *g = ctx;
-    assert_true(g->n_counts < MAX_UNITS);
-    snprintf(g->counts[g->n_counts++], sizeof(g->counts[0]), "%s", key);
-}
-
-static void got_free(struct got *g)
-{
-    for (int i = 0; i < g->n_records; i++) {
-        free(g->rec[i].text);
-        free(g->rec[i].meta);
-    }
-    memset(g, 0, sizeof(*g));
-}
-
-/* A source that hands out 1..7 bytes per call. */
-struct chop {
-    const char *p;
-    size_t n, pos;
-    uint32_t state;
-};
-
-static long chop_read(void *ctx, void *buf, size_t cap)
-{
-    struct chop *c = ctx;
-    c->state = c->state * 1103515245u + 12345u;
-    size_t k = 1 + (c->state >> 16) % 7;
-    if (k > cap)
-        k = cap;
-    if (k > c->n - c->pos)
-        k = c->n - c->pos;
-    memcpy(buf, c->p + c->pos, k);
-    c->pos += k;
-    return (long)k;
+    return got_on_record(ctx, rec);
 }
 
 /* Runs the reader over data[0..n), in memory or through an 8-byte buffer. */
 static int run(const char *data, size_t n, const struct ing_jsonl_opts *o, struct got *g,
                int chopped)
 {
-    struct ing_sink sink = {on_record, on_problem, on_count, g};
+    struct ing_sink sink = {on_record, got_on_problem, got_on_count, g};
     struct ing_reader r;
-    struct chop c = {data, n, 0, 1};
+    struct chop c;
+    chop_init(&c, data, n, 1);
     if (chopped)
         ing_reader_init(&r, chop_read, &c, 8);
     else
@@ -325,7 +247,7 @@ static void run_all(const char *data, size_t n, const struct ing_jsonl_opts *o, 
     assert_int_equal(run(data, n, o, g, 0), TM_OK);
     memset(other, 0, sizeof(other));
     assert_int_equal(run(data, n, o, &other[0], 1), TM_OK);
-    sink = (struct ing_sink){on_record, on_problem, on_count, &other[1]};
+    sink = (struct ing_sink){on_record, got_on_problem, got_on_count, &other[1]};
     ing_reader_init_mem(&r, data, n);
     assert_int_equal(ing_jsonl_read_reference(&r, o, &sink), TM_OK);
     ing_reader_release(&r);

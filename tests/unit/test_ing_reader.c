@@ -11,46 +11,11 @@
 #include <string.h>
 
 #include "ing_internal.h"
+#include "test_util.h"
 #include "tm_err.h"
 
-/* A source that hands out 1..7 bytes per call (a fixed pseudo-random pattern), and can fail
- * with `fail_rc` once `fail_at` bytes were delivered. */
-struct chop {
-    const char *p;
-    size_t n, pos;
-    uint32_t state;
-    size_t fail_at;
-    int fail_rc;
-    int calls_after_end;
-};
-
-static long chop_read(void *ctx, void *buf, size_t cap)
-{
-    struct chop *c = ctx;
-    if (c->fail_rc && c->pos >= c->fail_at)
-        return c->fail_rc;
-    if (c->pos == c->n)
-        c->calls_after_end++;
-    c->state = c->state * 1103515245u + 12345u;
-    size_t k = 1 + (c->state >> 16) % 7;
-    if (k > cap)
-        k = cap;
-    if (k > c->n - c->pos)
-        k = c->n - c->pos;
-    if (c->fail_rc && k > c->fail_at - c->pos)
-        k = c->fail_at - c->pos;
-    memcpy(buf, c->p + c->pos, k);
-    c->pos += k;
-    return (long)k;
-}
-
-static void chop_init(struct chop *c, const char *p, size_t n)
-{
-    memset(c, 0, sizeof(*c));
-    c->p = p;
-    c->n = n;
-    c->state = 7;
-}
+/* Any fixed seed: the piece sizes only have to repeat from run to run. */
+#define CHOP_SEED 7
 
 /* Reads the next line and checks it is `want` (NULL: end of stream). */
 static void expect_line(struct ing_reader *r, size_t max, const char *want)
@@ -168,14 +133,14 @@ static void test_lines_across_refills(void **state)
         for (size_t s = 0; s < sizeof(sizes) / sizeof(*sizes); s++) {
             struct chop c;
             struct ing_reader r;
-            chop_init(&c, all, total);
+            chop_init(&c, all, total, CHOP_SEED);
             ing_reader_init(&r, chop_read, &c, sizes[s]);
             check_lines(&r, all, 200, 1000);
             assert_int_equal(r.offset, total);
             ing_reader_release(&r);
 
             /* The same with a cap: lines over 30 bytes are reported, not returned. */
-            chop_init(&c, all, total);
+            chop_init(&c, all, total, CHOP_SEED);
             ing_reader_init(&r, chop_read, &c, sizes[s]);
             check_lines(&r, all, 200, 30);
             assert_int_equal(r.offset, total);
@@ -205,7 +170,7 @@ static void test_too_long(void **state)
     memset(data2, 'x', big);
     memcpy(data2 + big, "\nnext\n", 7);
     struct chop c;
-    chop_init(&c, data2, big + 6);
+    chop_init(&c, data2, big + 6, CHOP_SEED);
     ing_reader_init(&r, chop_read, &c, 16);
     expect_toolong(&r, 50, big);
     assert_true(r.scratch.cap <= 64 * 2); /* never grew past the cap's neighbourhood */
@@ -225,7 +190,7 @@ static void test_read_skip(void **state)
         struct ing_reader r;
         struct tm_buf out;
         tm_buf_init(&out, 0);
-        chop_init(&c, data, 10);
+        chop_init(&c, data, 10, CHOP_SEED);
         if (chopped)
             ing_reader_init(&r, chop_read, &c, 4);
         else
@@ -256,7 +221,7 @@ static void test_read_cap_and_mixed(void **state)
     struct chop c;
     struct ing_reader r;
     struct tm_buf out;
-    chop_init(&c, data, strlen(data));
+    chop_init(&c, data, strlen(data), CHOP_SEED);
     ing_reader_init(&r, chop_read, &c, 3);
     tm_buf_init(&out, 4);
     expect_line(&r, 100, "HDR 5");
@@ -283,7 +248,7 @@ static void test_skip_large(void **state)
         data[i] = (char)('a' + i % 26);
     struct chop c;
     struct ing_reader r;
-    chop_init(&c, data, n);
+    chop_init(&c, data, n, CHOP_SEED);
     ing_reader_init(&r, chop_read, &c, 256);
     assert_int_equal(ing_reader_skip(&r, 40000), TM_OK);
     const char *p;
@@ -302,7 +267,7 @@ static void test_peek(void **state)
     struct chop c;
     struct ing_reader r;
     const char *p;
-    chop_init(&c, data, strlen(data));
+    chop_init(&c, data, strlen(data), CHOP_SEED);
     ing_reader_init(&r, chop_read, &c, 4);
     /* More than the buffer holds: it grows. */
     size_t got = ing_reader_peek(&r, 12, &p);
@@ -327,7 +292,7 @@ static void test_source_error(void **state)
     static const char data[] = "one\ntwo\nthree\nfour\n";
     struct chop c;
     struct ing_reader r;
-    chop_init(&c, data, strlen(data));
+    chop_init(&c, data, strlen(data), CHOP_SEED);
     c.fail_at = 10;
     c.fail_rc = TM_ERR_IO;
     ing_reader_init(&r, chop_read, &c, 64);
@@ -352,7 +317,7 @@ static void test_end_is_sticky(void **state)
     (void)state;
     struct chop c;
     struct ing_reader r;
-    chop_init(&c, "x\n", 2);
+    chop_init(&c, "x\n", 2, CHOP_SEED);
     ing_reader_init(&r, chop_read, &c, 0); /* 0 picks the default size */
     assert_int_equal(r.size, (size_t)1 << 20);
     expect_line(&r, 10, "x");

@@ -12,18 +12,12 @@
 #include <cmocka.h>
 
 #include "ing_internal.h"
+#include "test_util.h"
 #include "tm_err.h"
 
 static void roff_is(const char *roff, const char *want)
 {
-    struct tm_buf b;
-    tm_buf_init(&b, 0);
-    assert_int_equal(ing_roff_to_text(roff, strlen(roff), &b), TM_OK);
-    int same = strcmp(b.data ? b.data : "", want) == 0;
-    if (!same)
-        print_error("roff %s\n got [%s]\nwant [%s]\n", roff, b.data ? b.data : "", want);
-    tm_buf_release(&b);
-    assert_true(same);
+    tu_reduces_to(ing_roff_to_text, "roff", roff, want);
 }
 
 static const char page[] =
@@ -142,18 +136,7 @@ static void test_every_prefix(void **state)
     static const char doc[] =
         ".TH X 1\n.SH\n.de M\n..\n.if t \\{\\\n.\\}\n.B \"unterminated\n\\f(\\[\\*(\\s(\\n[\\h'"
         "\\C'em'\\N'65'\n.TS\ntab(\n.TE\n.BR a\n.Op Fl\n.Xr\n.It\n\\[u\\[char\\(em\\e\\";
-    size_t n = sizeof doc - 1;
-    struct tm_buf b;
-    tm_buf_init(&b, 0);
-    for (size_t k = 0; k <= n; k++) {
-        char *p = malloc(k ? k : 1);
-        assert_non_null(p);
-        memcpy(p, doc, k);
-        tm_buf_reset(&b);
-        assert_int_equal(ing_roff_to_text(p, k, &b), TM_OK);
-        free(p);
-    }
-    tm_buf_release(&b);
+    tu_every_prefix(ing_roff_to_text, doc, sizeof doc - 1, 0, 0);
 }
 
 /* Real pages, when this machine has them: the text has the NAME heading and no roff left. */

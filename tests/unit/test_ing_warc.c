@@ -12,107 +12,24 @@
 #include <string.h>
 
 #include "ing_internal.h"
+#include "test_util.h"
 #include "tm_err.h"
 
-#define MAX_UNITS 32
-
-/* What the reader delivered, in order. Strings are copies. */
-struct got {
-    int n_records, n_problems, n_counts;
-    struct {
-        char *text;
-        size_t text_len;
-        char *meta;
-        char name[64];
-        int domain;
-        uint64_t position;
-    } rec[MAX_UNITS];
-    struct {
-        char reason[32];
-        uint64_t position;
-    } prob[MAX_UNITS];
-    char counts[MAX_UNITS][40];
-};
-
+/* The WARC reader sets no language on any record. */
 static int on_record(void *ctx, const struct ing_record *rec)
 {
-    struct got *g = ctx;
-    assert_true(g->n_records < MAX_UNITS);
-    int i = g->n_records++;
-    g->rec[i].text = malloc(rec->text_len + 1);
-    memcpy(g->rec[i].text, rec->text, rec->text_len);
-    g->rec[i].text[rec->text_len] = '\0';
-    g->rec[i].text_len = rec->text_len;
-    assert_int_equal(strlen(rec->meta), rec->meta_len);
-    g->rec[i].meta = strdup(rec->meta);
-    snprintf(g->rec[i].name, sizeof(g->rec[i].name), "%s", rec->name ? rec->name : "-");
-    g->rec[i].domain = rec->domain;
     assert_null(rec->lang);
-    g->rec[i].position = rec->position;
-    return TM_OK;
-}
-
-static void on_problem(void *ctx, uint64_t position, const char *reason, const char *detail)
-{
-    struct got *g = ctx;
-    assert_true(g->n_problems < MAX_UNITS);
-    assert_non_null(detail);
-    snprintf(g->prob[g->n_problems].reason, sizeof(g->prob[0].reason), "%s", reason);
-    g->prob[g->n_problems++].position = position;
-}
-
-static void on_count(void *ctx, const char *key)
-{
-    struct got *g = ctx;
-    assert_true(g->n_counts < MAX_UNITS);
-    snprintf(g->counts[g->n_counts++], sizeof(g->counts[0]), "%s", key);
-}
-
-static int count_of(const struct got *g, const char *key)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_counts; i++)
-        n += strcmp(g->counts[i], key) == 0;
-    return n;
-}
-
-static void got_free(struct got *g)
-{
-    for (int i = 0; i < g->n_records; i++) {
-        free(g->rec[i].text);
-        free(g->rec[i].meta);
-    }
-    memset(g, 0, sizeof(*g));
-}
-
-/* A source that hands out 1..7 bytes per call. */
-struct chop {
-    const char *p;
-    size_t n, pos;
-    uint32_t state;
-};
-
-static long chop_read(void *ctx, void *buf, size_t cap)
-{
-    struct chop *c = ctx;
-    c->state = c->state * 1103515245u + 12345u;
-    size_t k = 1 + (c->state >> 16) % 7;
-    if (k > cap)
-        k = cap;
-    if (k > c->n - c->pos)
-        k = c->n - c->pos;
-    memcpy(buf, c->p + c->pos, k);
-    c->pos += k;
-    return (long)k;
+    return got_on_record(ctx, rec);
 }
 
 /* Runs the reader over b[0..len), in memory or through a 16-byte buffer. */
 static int run(const struct tm_buf *b, size_t max_record, struct got *g, int chopped)
 {
-    struct ing_sink sink = {on_record, on_problem, on_count, g};
+    struct ing_sink sink = {on_record, got_on_problem, got_on_count, g};
     struct ing_warc_opts o = {max_record};
     struct ing_reader r;
-    struct chop c = {b->data, b->len, 0, 3};
+    struct chop c;
+    chop_init(&c, b->data, b->len, 3);
     if (chopped)
         ing_reader_init(&r, chop_read, &c, 16);
     else
@@ -174,7 +91,7 @@ static void test_multiple_records(void **state)
         assert_int_equal(run(&b, 0, &g, chopped), TM_OK);
         assert_int_equal(g.n_problems, 0);
         assert_int_equal(g.n_records, 3);
-        assert_int_equal(count_of(&g, "warc_records_not_response"), 3);
+        assert_int_equal(got_count_of(&g, "warc_records_not_response"), 3);
         assert_string_equal(g.rec[0].text, "first body\r\nline two\n");
         assert_string_equal(g.rec[0].meta, META_PLAIN("200"));
         assert_string_equal(g.rec[0].name, "/dir/page.py");
@@ -216,7 +133,7 @@ static void test_chunked(void **state)
     assert_int_equal(g.prob[0].position, bad1);
     assert_string_equal(g.prob[1].reason, "bad_chunked_encoding");
     assert_int_equal(g.prob[1].position, bad2);
-    assert_int_equal(count_of(&g, "warc_skipped_content_encoding"), 1);
+    assert_int_equal(got_count_of(&g, "warc_skipped_content_encoding"), 1);
     got_free(&g);
     tm_buf_release(&b);
 }
@@ -246,8 +163,8 @@ static void test_charsets(void **state)
     assert_string_equal(g.rec[1].text, "\xc2\x81\xc5\xb8");
     assert_string_equal(g.rec[2].text, "caf\xc3\xa9");
     assert_string_equal(g.rec[3].text, "\xf0\xd2\xc9");
-    assert_int_equal(count_of(&g, "warc_converted_latin1"), 2);
-    assert_int_equal(count_of(&g, "warc_unsupported_charset"), 1);
+    assert_int_equal(got_count_of(&g, "warc_converted_latin1"), 2);
+    assert_int_equal(got_count_of(&g, "warc_unsupported_charset"), 1);
     got_free(&g);
     tm_buf_release(&b);
 }
@@ -345,7 +262,7 @@ static void test_too_large(void **state)
     assert_int_equal(g.n_problems, 1);
     assert_string_equal(g.prob[0].reason, "record_too_large");
     assert_int_equal(g.prob[0].position, big);
-    assert_int_equal(count_of(&g, "warc_records_not_response"), 1);
+    assert_int_equal(got_count_of(&g, "warc_records_not_response"), 1);
     got_free(&g);
     tm_buf_release(&b);
 }
@@ -441,8 +358,8 @@ static void test_line_ends_and_skips(void **state)
     assert_int_equal(g.n_problems, 1);
     assert_string_equal(g.prob[0].reason, "bad_http_response");
     assert_int_equal(g.prob[0].position, bad_http);
-    assert_int_equal(count_of(&g, "warc_skipped_content_encoding"), 1);
-    assert_int_equal(count_of(&g, "warc_skipped_content_type"), 3);
+    assert_int_equal(got_count_of(&g, "warc_skipped_content_encoding"), 1);
+    assert_int_equal(got_count_of(&g, "warc_skipped_content_type"), 3);
     got_free(&g);
     tm_buf_release(&b);
 }
