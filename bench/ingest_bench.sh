@@ -93,6 +93,7 @@ best_of() {
         t0=$(now)
         "$@" >/dev/null
         t1=$(now)
+        cleanup_run # outside the timed span: deleting a workdir is not part of ingest
         best=$(python3 -c 'import sys; d=float(sys.argv[2])-float(sys.argv[1]); b=sys.argv[3]; print("%.3f" % (d if b == "" else min(d, float(b))))' "$t0" "$t1" "$best")
     done
     echo "$best"
@@ -100,18 +101,25 @@ best_of() {
 
 floor_run() { taskset -c "$cpu" zstd -dc "$1" >/dev/null; }
 
-# One ingest into a fresh workdir, so nothing is skipped as already ingested.
+# One ingest into a fresh workdir, so nothing is skipped as already ingested. The workdir is
+# removed by cleanup_run after the clock stops.
+last_work=""
+cleanup_run() {
+    if [[ -n $last_work ]]; then
+        rm -rf "$last_work"
+        last_work=""
+    fi
+}
 ingest_run() {
-    local file=$1 stats=$2 log=$3 work
-    work=$(mktemp -d "$out/work.XXXXXX")
-    if ! taskset -c "$cpu" "$tokenmill" ingest --workdir "$work" --no-progress \
+    local file=$1 stats=$2 log=$3
+    last_work=$(mktemp -d "$out/work.XXXXXX")
+    if ! taskset -c "$cpu" "$tokenmill" ingest --workdir "$last_work" --no-progress \
         --stats-json "$stats" "$file" 2>"$log"; then
         echo "ingest_bench: error: ingest of $file failed; log: $log" >&2
         tail -n 20 "$log" >&2
-        rm -rf "$work"
+        cleanup_run
         return 1
     fi
-    rm -rf "$work"
 }
 
 # Workdirs and the scratch table of a failed or interrupted run are removed on the way out, and

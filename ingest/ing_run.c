@@ -276,21 +276,29 @@ static int emit_doc(struct ingest *ig, const char *raw, size_t raw_len, const ch
                     const char *source)
 {
     int rc;
-    tm_buf_reset(&ig->text);
-    rc = ing_normalize(raw, raw_len, &ig->text, &ig->norm);
-    if (rc == TM_ERR_TOOBIG) {
-        note_skip(ig, "too_large");
-        return TM_OK;
+    const char *text = raw;
+    size_t text_len = raw_len;
+    /* Clean text (valid UTF-8, no NUL, no CR) is what normalization would copy unchanged: use
+     * it in place. */
+    if (!ing_is_clean(raw, raw_len)) {
+        tm_buf_reset(&ig->text);
+        rc = ing_normalize(raw, raw_len, &ig->text, &ig->norm);
+        if (rc == TM_ERR_TOOBIG) {
+            note_skip(ig, "too_large");
+            return TM_OK;
+        }
+        if (rc)
+            return rc;
+        text = ig->text.data;
+        text_len = ig->text.len;
     }
-    if (rc)
-        return rc;
-    if (ig->text.len == 0) {
+    if (text_len == 0) {
         note_skip(ig, "empty");
         return TM_OK;
     }
     const char *detected_lang = "und";
-    int detected = ing_detect_domain(name ? name : "", name ? strlen(name) : 0, ig->text.data,
-                                     ig->text.len, &detected_lang);
+    int detected = ing_detect_domain(name ? name : "", name ? strlen(name) : 0, text, text_len,
+                                     &detected_lang);
     if (ig->forced_domain >= 0)
         domain = ig->forced_domain;
     if (domain < 0)
@@ -310,8 +318,8 @@ static int emit_doc(struct ingest *ig, const char *raw, size_t raw_len, const ch
         .source_len = strlen(source),
         .meta = meta ? meta : "{}",
         .meta_len = meta ? meta_len : 2,
-        .text = ig->text.data,
-        .text_len = ig->text.len,
+        .text = text,
+        .text_len = text_len,
     };
     size_t need = tm_doc_encoded_size(&doc);
     struct batch *b = &ig->batch;
@@ -578,41 +586,46 @@ static int read_member(struct ingest *ig, struct ing_reader *r, const char *name
         note_skip(ig, "too_large");
         return TM_OK;
     }
-    tm_buf_reset(&ig->member);
-    for (;;) {
-        const char *p;
-        size_t n = ing_reader_peek(r, 1, &p);
-        if (n == 0)
-            break;
-        if (ig->member.len + n > ig->cfg->max_doc_size) {
-            note_skip(ig, "too_large");
-            /* Drain without keeping: memory stays bounded by max_doc_size. */
-            while ((n = ing_reader_peek(r, 1, &p)) > 0)
-                ing_reader_skip(r, n);
-            if (r->err)
+    /* Most members fit in the read buffer: use them in place rather than copying them out. */
+    const char *text;
+    size_t text_len = ing_reader_peek(r, r->size, &text);
+    if (r->err || !r->eof || text_len > ig->cfg->max_doc_size) {
+        tm_buf_reset(&ig->member);
+        for (;;) {
+            const char *p;
+            size_t n = ing_reader_peek(r, 1, &p);
+            if (n == 0)
                 break;
-            return TM_OK;
+            if (ig->member.len + n > ig->cfg->max_doc_size) {
+                note_skip(ig, "too_large");
+                /* Drain without keeping: memory stays bounded by max_doc_size. */
+                while ((n = ing_reader_peek(r, 1, &p)) > 0)
+                    ing_reader_skip(r, n);
+                if (r->err)
+                    break;
+                return TM_OK;
+            }
+            int rc = tm_buf_append(&ig->member, p, n);
+            if (rc)
+                return rc;
+            ing_reader_skip(r, n);
         }
-        int rc = tm_buf_append(&ig->member, p, n);
-        if (rc)
-            return rc;
-        ing_reader_skip(r, n);
+        text = ig->member.data;
+        text_len = ig->member.len;
     }
     if (r->err) {
         note_error(ig, source, read_error_offset(r), "offset", read_error_message(ig));
         ig->cur.rec.errors++;
         return TM_OK;
     }
-    if (ig->member.len == 0) {
+    if (text_len == 0) {
         note_skip(ig, "empty");
         return TM_OK;
     }
-    if (ing_is_binary((const unsigned char *)ig->member.data, ig->member.len)) {
+    if (ing_is_binary((const unsigned char *)text, text_len)) {
         note_skip(ig, "binary");
         return TM_OK;
     }
-    const char *text = ig->member.data;
-    size_t text_len = ig->member.len;
     if (kind == ING_KIND_HTML || kind == ING_KIND_ROFF) {
         tm_buf_reset(&ig->conv);
         int rc = kind == ING_KIND_HTML ? ing_html_to_text(text, text_len, &ig->conv)
