@@ -18,6 +18,12 @@ char *tm_xstrdup(const char *s);
 /* Copies `len` bytes of `s` and appends a NUL. */
 char *tm_xstrndup(const char *s, size_t len);
 
+/* Tunes the C allocator for a batch job that allocates and frees large buffers over and over
+ * (LMDB's dirty pages, read buffers, batches): keeps freed memory for reuse instead of handing
+ * it back to the kernel and faulting it in again. Call once, before the work starts; the
+ * commands do (tm_command_main). */
+void tm_mem_tune_for_batch(void);
+
 /* Stores a*b in *out and returns 0, or returns -1 when the product overflows size_t. */
 int tm_mul_overflow(size_t a, size_t b, size_t *out);
 

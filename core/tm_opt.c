@@ -521,6 +521,7 @@ int tm_command_main(const struct tm_command *cmd, const char *prog, int argc, ch
     int rc;
 
     run.command = cmd->name;
+    tm_mem_tune_for_batch();
     ps.cfg = tm_xcalloc(1, cmd->cfg_size ? cmd->cfg_size : 1);
     /* Every positional argument fits: there are at most argc of them. */
     run.args = tm_xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*run.args));
