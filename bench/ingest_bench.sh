@@ -9,6 +9,8 @@
 #   RUNS        timed runs per measurement, best kept (default 3)
 #   BENCH_CPU   the core both commands are pinned to with taskset (default 0)
 #   JSONL_MB    minimum uncompressed size of the JSONL input in MB = 10^6 bytes (default 200)
+#   BENCH_WORKDIR  where ingest workdirs are made (default bench/out; /dev/shm separates the
+#               cost of the disk from the cost of the work)
 # Inputs are built under bench/out/ once and reused; delete them to rebuild.
 # Writes the table to stdout and bench/out/ingest_bench.json.
 set -euo pipefail
@@ -112,7 +114,7 @@ cleanup_run() {
 }
 ingest_run() {
     local file=$1 stats=$2 log=$3
-    last_work=$(mktemp -d "$out/work.XXXXXX")
+    last_work=$(mktemp -d "${BENCH_WORKDIR:-$out}/work.XXXXXX")
     if ! taskset -c "$cpu" "$tokenmill" ingest --workdir "$last_work" --no-progress \
         --stats-json "$stats" "$file" 2>"$log"; then
         echo "ingest_bench: error: ingest of $file failed; log: $log" >&2
@@ -125,7 +127,7 @@ ingest_run() {
 # Workdirs and the scratch table of a failed or interrupted run are removed on the way out, and
 # no results file from an earlier run is left to be mistaken for this one's.
 results="$out/ingest_bench.tsv"
-trap 'rm -rf "$out"/work.* "$results"' EXIT
+trap 'rm -rf "$out"/work.* "${BENCH_WORKDIR:-$out}"/work.* "$results"' EXIT
 rm -f "$out/ingest_bench.json"
 : >"$results"
 for file in "${inputs[@]}"; do
