@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tm_err.h"
+#include "tm_fs.h"
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -37,31 +40,6 @@ static const struct format formats[] = {
     {".xz", archive_write_set_format_raw, archive_write_add_filter_xz},
     {".bz2", archive_write_set_format_raw, archive_write_add_filter_bzip2},
 };
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
 
 int main(int argc, char **argv)
 {
@@ -93,8 +71,9 @@ int main(int argc, char **argv)
         }
         *eq = '\0';
         size_t len;
-        char *data = slurp(eq + 1, &len);
-        if (!data) {
+        char *data;
+        /* Fixtures are small; the 1 GiB cap only guards against a wrong argument. */
+        if (tm_read_file(eq + 1, (size_t)1 << 30, &data, &len) != TM_OK) {
             fprintf(stderr, "tm_fixture: cannot read %s\n", eq + 1);
             return 1;
         }
