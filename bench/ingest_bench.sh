@@ -103,6 +103,13 @@ best_of() {
 
 floor_run() { taskset -c "$cpu" zstd -dc "$1" >/dev/null; }
 
+# A second, informative floor: decompress and write the same bytes durably to a file where the
+# workdirs go (fsync through `sync FILE`), i.e. the least any tool that stores the text must do.
+write_floor_run() {
+    last_work=$(mktemp -d "${BENCH_WORKDIR:-$out}/work.XXXXXX")
+    taskset -c "$cpu" zstd -dc "$1" >"$last_work/out" && sync "$last_work/out"
+}
+
 # One ingest into a fresh workdir, so nothing is skipped as already ingested. The workdir is
 # removed by cleanup_run after the clock stops.
 last_work=""
@@ -136,8 +143,9 @@ for file in "${inputs[@]}"; do
     raw=$(zstd -dc "$file" | wc -c)
     comp=$(stat -c %s "$file")
     floor=$(best_of floor_run "$file")
+    wfloor=$(best_of write_floor_run "$file")
     ingest=$(best_of ingest_run "$file" "$out/stats-$name.json" "$out/ingest-$name.log")
-    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$raw" "$comp" "$floor" "$ingest" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$raw" "$comp" "$floor" "$ingest" "$wfloor" >>"$results"
 done
 
 # Table and JSON from the same numbers (MB = 10^6 bytes).
@@ -147,8 +155,8 @@ tsv, json_path, goal, binary, cpu, runs = sys.argv[1:7]
 goal = float(goal)
 rows = []
 for line in open(tsv):
-    name, raw, comp, floor, ingest = line.rstrip("\n").split("\t")
-    raw, comp, floor, ingest = int(raw), int(comp), float(floor), float(ingest)
+    name, raw, comp, floor, ingest, wfloor = line.rstrip("\n").split("\t")
+    raw, comp, floor, ingest, wfloor = int(raw), int(comp), float(floor), float(ingest), float(wfloor)
     rows.append({
         "input": name,
         "uncompressed_mb": raw / 1e6,
@@ -158,20 +166,23 @@ for line in open(tsv):
         "ingest_s": ingest,
         "ingest_mb_s": raw / 1e6 / ingest if ingest > 0 else None,
         "ratio": ingest / floor if floor > 0 else None,
+        "write_floor_s": wfloor,
+        "ratio_to_write_floor": ingest / wfloor if wfloor > 0 else None,
     })
     r = rows[-1]
     r["goal_met"] = r["ratio"] is not None and r["ratio"] <= goal
 
 hdr = ("input", "uncomp MB", "comp MB", "floor s", "floor MB/s", "ingest s", "ingest MB/s",
-       "ingest/floor", "goal <= %.1fx" % goal)
-fmt = "%-22s %10s %8s %8s %11s %9s %12s %13s %12s"
+       "ingest/floor", "goal <= %.1fx" % goal, "write floor s", "ingest/write floor")
+fmt = "%-22s %10s %8s %8s %11s %9s %12s %13s %12s %14s %19s"
 print(fmt % hdr)
 num = lambda v, p: "-" if v is None else "%.*f" % (p, v)
 for r in rows:
     print(fmt % (r["input"], num(r["uncompressed_mb"], 1), num(r["compressed_mb"], 1),
                  num(r["floor_s"], 3), num(r["floor_mb_s"], 1), num(r["ingest_s"], 3),
                  num(r["ingest_mb_s"], 1), num(r["ratio"], 2) + "x",
-                 "met" if r["goal_met"] else "missed"))
+                 "met" if r["goal_met"] else "missed", num(r["write_floor_s"], 3),
+                 num(r["ratio_to_write_floor"], 2) + "x"))
 doc = {
     "benchmark": "ingest_bench",
     "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
