@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config git clang-format
   libarchive-dev liblmdb-dev lmdb-utils libxxhash-dev libzstd-dev libcjson-dev libinih-dev
   libpcre2-dev libcmocka-dev libopenmpi-dev
-  zstd xz-utils bzip2 gzip python3
+  zstd xz-utils bzip2 gzip python3 procps util-linux
 )
 missing=()
 for p in "${packages[@]}"; do

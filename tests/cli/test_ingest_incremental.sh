@@ -64,13 +64,18 @@ expect_rc 1 "no store"
 expect_grep "$T/err" "no document store in" "no store message"
 
 # The workdir lock: a second writer exits at once with status 4 and touches nothing.
-flock "$W/lock" sleep 5 &
+flock "$W/lock" sleep 60 >/dev/null 2>&1 &
 holder=$!
-sleep 0.3
+# Wait until the holder really has the lock (a busy machine may start it late).
+for _ in $(seq 1 200); do
+  flock -n "$W/lock" true || break
+  sleep 0.05
+done
 printf 'Should not be ingested while locked.\n' >"$F/doc7.txt"
 tm ingest --workdir "$W" --no-progress "$F"
 expect_rc 4 "locked workdir"
 expect_grep "$T/err" "locked" "lock message"
+pkill -P "$holder" 2>/dev/null || true # the sleep that holds the lock
 kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
 tm inspect --workdir "$W" --list
