@@ -181,12 +181,9 @@ static int need_bytes(struct ing_reader *r)
     return 1;
 }
 
-int ing_reader_read(struct ing_reader *r, uint64_t n, struct tm_buf *out)
+/* Takes exactly n bytes, appending them to `out` or, when out is NULL, dropping them. */
+static int consume(struct ing_reader *r, uint64_t n, struct tm_buf *out)
 {
-    size_t cap = out->max ? out->max : SIZE_MAX / 2;
-    /* Refuse before consuming anything, so a caller can still skip the bytes. */
-    if (out->len > cap || n > cap - out->len)
-        return TM_ERR_TOOBIG;
     while (n > 0) {
         int rc = need_bytes(r);
         if (rc < 0)
@@ -195,8 +192,7 @@ int ing_reader_read(struct ing_reader *r, uint64_t n, struct tm_buf *out)
             return TM_ERR_FORMAT;
         size_t avail = r->len - r->pos;
         size_t take = n < avail ? (size_t)n : avail;
-        rc = tm_buf_append(out, r->buf + r->pos, take);
-        if (rc < 0)
+        if (out && (rc = tm_buf_append(out, r->buf + r->pos, take)) < 0)
             return rc;
         advance(r, take);
         n -= take;
@@ -204,20 +200,18 @@ int ing_reader_read(struct ing_reader *r, uint64_t n, struct tm_buf *out)
     return TM_OK;
 }
 
+int ing_reader_read(struct ing_reader *r, uint64_t n, struct tm_buf *out)
+{
+    size_t cap = out->max ? out->max : SIZE_MAX / 2;
+    /* Refuse before consuming anything, so a caller can still skip the bytes. */
+    if (out->len > cap || n > cap - out->len)
+        return TM_ERR_TOOBIG;
+    return consume(r, n, out);
+}
+
 int ing_reader_skip(struct ing_reader *r, uint64_t n)
 {
-    while (n > 0) {
-        int rc = need_bytes(r);
-        if (rc < 0)
-            return rc;
-        if (rc == 0)
-            return TM_ERR_FORMAT;
-        size_t avail = r->len - r->pos;
-        size_t take = n < avail ? (size_t)n : avail;
-        advance(r, take);
-        n -= take;
-    }
-    return TM_OK;
+    return consume(r, n, NULL);
 }
 
 size_t ing_reader_peek(struct ing_reader *r, size_t n, const char **p)
