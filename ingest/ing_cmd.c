@@ -59,10 +59,10 @@ static void print_summary(const cJSON *s)
            tm_stats_get(docs, "math"), tm_stats_get(docs, "code"),
            (double)tm_stats_get(bytes, "total") / 1e6);
     printf("  inputs: %" PRId64 " seen, %" PRId64 " ingested, %" PRId64 " unchanged, %" PRId64
-           " failed (%.1f MB read)\n",
+           " same file named twice, %" PRId64 " failed (%.1f MB read)\n",
            tm_stats_get(inputs, "seen"), tm_stats_get(inputs, "ingested"),
-           tm_stats_get(inputs, "unchanged"), tm_stats_get(inputs, "failed"),
-           (double)tm_stats_get(s, "input_bytes") / 1e6);
+           tm_stats_get(inputs, "unchanged"), tm_stats_get(inputs, "same_file"),
+           tm_stats_get(inputs, "failed"), (double)tm_stats_get(s, "input_bytes") / 1e6);
     printf("  skipped:");
     const cJSON *it;
     int any = 0;

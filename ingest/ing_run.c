@@ -103,6 +103,9 @@ struct ingest {
     uint64_t skip_members;
     int reopened;
     char *readbuf[ING_MAX_NESTING + 1];
+    /* inputs met in this run (seen_before) */
+    uint64_t *seen;
+    size_t seen_count, seen_cap;
     uint64_t failed_member;
 };
 
@@ -904,6 +907,39 @@ static int ingest_math(struct ingest *ig, uint32_t last_gen)
     return finish_input(ig);
 }
 
+/* Remembers the inputs (by a 64-bit hash of their absolute path) met in this run; returns 1
+ * when `abs` was met before. Open addressing, grown at half load. */
+static int seen_before(struct ingest *ig, const char *abs)
+{
+    uint64_t h = XXH3_64bits(abs, strlen(abs));
+    h += h == 0; /* 0 marks an empty slot */
+    if (2 * (ig->seen_count + 1) > ig->seen_cap) {
+        size_t cap = ig->seen_cap ? 2 * ig->seen_cap : 1024;
+        uint64_t *slots = tm_xcalloc(cap, sizeof(uint64_t));
+        for (size_t i = 0; i < ig->seen_cap; i++) {
+            uint64_t v = ig->seen[i];
+            if (v) {
+                size_t j = (size_t)(v & (cap - 1));
+                while (slots[j])
+                    j = (j + 1) & (cap - 1);
+                slots[j] = v;
+            }
+        }
+        free(ig->seen);
+        ig->seen = slots;
+        ig->seen_cap = cap;
+    }
+    size_t j = (size_t)(h & (ig->seen_cap - 1));
+    while (ig->seen[j]) {
+        if (ig->seen[j] == h)
+            return 1;
+        j = (j + 1) & (ig->seen_cap - 1);
+    }
+    ig->seen[j] = h;
+    ig->seen_count++;
+    return 0;
+}
+
 static int ingest_file(struct ingest *ig, const char *path, uint32_t last_gen)
 {
     struct stat st;
@@ -920,6 +956,13 @@ static int ingest_file(struct ingest *ig, const char *path, uint32_t last_gen)
         note_error(ig, path, 0, NULL, strerror(errno));
         tm_stats_add(ig->inputs_stats, "failed", 1);
         return TM_OK;
+    }
+    if (seen_before(ig, abs)) {
+        /* Named twice, or through a link to a file already read (package copyright files
+         * often are): one file, read once. */
+        tm_stats_add(ig->inputs_stats, "same_file", 1);
+        tm_log_debug("%s: the same file as an earlier input (%s)", path, abs);
+        goto out;
     }
     int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     uint64_t size = (uint64_t)st.st_size;
@@ -1135,6 +1178,7 @@ int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progre
     tm_stats_add(ig.inputs_stats, "ingested", 0);
     tm_stats_add(ig.inputs_stats, "unchanged", 0);
     tm_stats_add(ig.inputs_stats, "failed", 0);
+    tm_stats_add(ig.inputs_stats, "same_file", 0);
     ig.skipped = tm_stats_obj(stats, "skipped");
     ig.counts = tm_stats_obj(stats, "records");
     cJSON *errors = tm_stats_obj(stats, "errors");
@@ -1214,5 +1258,6 @@ out:
     tm_buf_release(&ig.source);
     for (int d = 0; d <= ING_MAX_NESTING; d++)
         free(ig.readbuf[d]);
+    free(ig.seen);
     return rc;
 }

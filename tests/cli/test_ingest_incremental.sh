@@ -80,4 +80,11 @@ kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
 tm inspect --workdir "$W" --list
 expect_eq "$(grep -c '/doc7.txt' "$T/out")" 0 "nothing written while locked"
+
+# One file named twice, or through a link, is read once and counted as the same file.
+ln -s "$F/doc1.txt" "$T/link.txt"
+tm ingest --workdir "$T/w5" --no-progress --stats-json "$T/s5.json" "$F/doc1.txt" "$T/link.txt" "$F/doc1.txt"
+expect_rc 0 "same file named three times"
+expect_eq "$(jget "$T/s5.json" documents.total)" 1 "read once"
+expect_eq "$(jget "$T/s5.json" inputs.same_file)" 2 "the other two counted as the same file"
 done_checks
