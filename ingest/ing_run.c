@@ -484,6 +484,8 @@ static void archive_enable(struct archive *a, int nested)
     archive_read_support_format_empty(a);
 }
 
+/* Non-zero when a member's first bytes start a compressed stream or a tar: it is opened as a
+ * nested archive. */
 static int is_compressed_magic(const unsigned char *p, size_t n)
 {
     static const struct {
@@ -497,10 +499,9 @@ static int is_compressed_magic(const unsigned char *p, size_t n)
          6},                     /* xz */
         {"BZh", 3},              /* bzip2 */
         {"\x04\x22\x4d\x18", 4}, /* lz4 */
-        {"ustar", 0},            /* placeholder, never matches (len 0 skipped) */
     };
     for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
-        if (magics[i].len && n >= magics[i].len && memcmp(p, magics[i].magic, magics[i].len) == 0)
+        if (n >= magics[i].len && memcmp(p, magics[i].magic, magics[i].len) == 0)
             return 1;
     }
     /* A tar inside a tar (uncompressed) is also opened as a nested archive. */
@@ -535,7 +536,8 @@ static int read_member(struct ingest *ig, struct ing_reader *r, const char *name
         int rc;
         if (archive_read_open(na, &ns, NULL, nested_read_cb, NULL) != ARCHIVE_OK) {
             if (!unit_begin(ig)) {
-                note_error(ig, source, 0, NULL, archive_error_string(na));
+                const char *msg = archive_error_string(na);
+                note_error(ig, source, 0, NULL, msg ? msg : "cannot open the compressed member");
                 ig->cur.rec.errors++;
             }
             rc = TM_OK;
@@ -670,8 +672,9 @@ static int read_archive(struct ingest *ig, struct archive *a, const char *contai
         if (ar == ARCHIVE_FATAL || ar < ARCHIVE_WARN) {
             /* On a reopened pass the damage was reported already (see ingest_file). */
             if (depth == 0 && ig->reopened) {
+                const char *msg = archive_error_string(a);
                 tm_log_debug("%s: no member after the damaged one: %s", container,
-                             archive_error_string(a));
+                             msg ? msg : "end of data");
             } else if (!unit_begin(ig)) {
                 char msg[512];
                 snprintf(msg, sizeof(msg), "cannot read archive entry: %s",
