@@ -299,17 +299,21 @@ static int emit_doc(struct ingest *ig, const char *raw, size_t raw_len, const ch
         note_skip(ig, "empty");
         return TM_OK;
     }
-    const char *detected_lang = "und";
-    int detected = ing_detect_domain(name ? name : "", name ? strlen(name) : 0, text, text_len,
-                                     &detected_lang);
+    /* --domain wins over a record's own domain, which wins over detection. Detection runs
+     * only when the domain is still open, or for code whose language is not given. */
     if (ig->forced_domain >= 0)
         domain = ig->forced_domain;
-    if (domain < 0)
-        domain = detected;
+    if (domain < 0 || (domain == TM_DOMAIN_CODE && !lang)) {
+        const char *detected_lang = "und";
+        int detected = ing_detect_domain(name ? name : "", name ? strlen(name) : 0, text, text_len,
+                                         &detected_lang);
+        if (domain < 0)
+            domain = detected;
+        if (!lang && domain == TM_DOMAIN_CODE && detected == TM_DOMAIN_CODE)
+            lang = detected_lang;
+    }
     if (!lang)
-        lang = domain == TM_DOMAIN_CODE && detected == TM_DOMAIN_CODE ? detected_lang : "und";
-    if (domain == TM_DOMAIN_CODE && strcmp(lang, "und") == 0 && detected == TM_DOMAIN_CODE)
-        lang = detected_lang;
+        lang = "und";
 
     struct tm_doc doc = {
         .id = tm_doc_make_id(ig->gen_no, ig->gen.next_seq),
