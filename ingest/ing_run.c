@@ -1074,7 +1074,8 @@ static void walk(struct ingest *ig, const char *dir, struct pathlist *out)
         pathlist_add(&names, tm_path_join(dir, e->d_name));
     }
     closedir(d);
-    qsort(names.items, names.n, sizeof(char *), cmp_str);
+    if (names.n > 1)
+        qsort(names.items, names.n, sizeof(char *), cmp_str);
     for (size_t i = 0; i < names.n; i++) {
         struct stat st;
         if (lstat(names.items[i], &st) != 0) {
