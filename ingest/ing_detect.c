@@ -1471,17 +1471,17 @@ static void math_scan(const char *t, size_t n, size_t *markers_out, size_t *char
             i = j - 1;
         } else if (c == 0xe2 && i + 2 < n) {
             unsigned char c1 = u[i + 1], c2 = u[i + 2];
-            /* U+2200..U+22FF (E2 88 80..E2 8B BF); superscripts U+2070, U+2074..U+2079;
-             * subscripts U+2080..U+2089. */
-            if ((c1 >= 0x88 && c1 <= 0x8b) || (c1 == 0x81 && (c2 == 0xb0 || c2 >= 0xb4)) ||
-                (c1 == 0x82 && c2 >= 0x80 && c2 <= 0x89))
+            /* U+2200..U+22FF (E2 88 80..E2 8B BF). Superscript and subscript digits are not
+             * markers: prose uses them for footnotes, units (m²) and formulas of chemistry
+             * (H₂O); a Common Crawl page with three footnotes read as math with them. */
+            (void)c2;
+            if (c1 >= 0x88 && c1 <= 0x8b)
                 mk++;
             i += 2;
         } else if ((c == 0xc2 || c == 0xc3) && i + 1 < n) {
             unsigned char c1 = u[i + 1];
-            /* ± ² ³ ¹ (C2 B1 B2 B3 B9), × ÷ (C3 97, C3 B7). */
-            if ((c == 0xc2 && (c1 == 0xb1 || c1 == 0xb2 || c1 == 0xb3 || c1 == 0xb9)) ||
-                (c == 0xc3 && (c1 == 0x97 || c1 == 0xb7)))
+            /* ± (C2 B1), × ÷ (C3 97, C3 B7). */
+            if ((c == 0xc2 && c1 == 0xb1) || (c == 0xc3 && (c1 == 0x97 || c1 == 0xb7)))
                 mk++;
             i++;
         }

@@ -74,7 +74,8 @@ const char *ing_lang_from_content(const char *text, size_t n);
  * 1,000 characters of the first 64 KiB, where markers are inline math spans ($...$, \(...\)),
  * display math ($$...$$, \[...\], \begin{equation|align|...}), LaTeX math commands (\frac,
  * \sqrt, \sum, \int, \alpha..., \cdot, \leq, ...) and Unicode math symbols (U+2200..U+22FF,
- * superscript/subscript digits, ×, ÷, ±). */
+ * ×, ÷, ±; not superscript or subscript digits,
+ * which prose uses for footnotes and units). */
 double ing_math_density(const char *text, size_t n);
 /* Markers per 1,000 characters from which a document counts as math. */
 #define ING_MATH_THRESHOLD 2.0
