@@ -229,3 +229,43 @@ int tm_store_get_doc(struct tm_store *s, MDB_txn *txn, uint64_t id, struct tm_do
     snprintf(what, sizeof(what), "document %llu", (unsigned long long)id);
     return tm_doc_decode(val, len, doc, what);
 }
+
+int tm_store_foreach(struct tm_store *s, MDB_txn *txn, uint32_t first_gen, uint32_t last_gen,
+                     int (*fn)(void *ctx, const struct tm_doc *doc), void *ctx)
+{
+    MDB_cursor *cur;
+    unsigned char start[8];
+    MDB_val k = {sizeof(start), start}, v;
+    int rc = mdb_cursor_open(txn, s->db.dbi[TM_STORE_DOCS], &cur);
+    if (rc) {
+        tm_log_error("%s: cannot open cursor: %s", s->db.path, mdb_strerror(rc));
+        return TM_ERR_DB;
+    }
+    tm_be64_put(start, tm_doc_make_id(first_gen, 0));
+    int err = TM_OK;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8) {
+            tm_log_error("%s: document key of %zu bytes", s->db.path, k.mv_size);
+            err = TM_ERR_FORMAT;
+            break;
+        }
+        uint64_t id = tm_be64_get(k.mv_data);
+        if (tm_doc_id_generation(id) > last_gen)
+            break;
+        struct tm_doc doc;
+        char what[64];
+        snprintf(what, sizeof(what), "document %llu", (unsigned long long)id);
+        err = tm_doc_decode(v.mv_data, v.mv_size, &doc, what);
+        if (err == TM_OK)
+            err = fn(ctx, &doc);
+        if (err)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (err == TM_OK && rc != 0 && rc != MDB_NOTFOUND) {
+        tm_log_error("%s: cannot read documents: %s", s->db.path, mdb_strerror(rc));
+        err = TM_ERR_DB;
+    }
+    return err;
+}

@@ -87,4 +87,11 @@ int tm_store_last_gen(struct tm_store *s, MDB_txn *txn, uint32_t *gen);
 /* Reads document `id`; fields borrow from the map until the transaction ends. */
 int tm_store_get_doc(struct tm_store *s, MDB_txn *txn, uint64_t id, struct tm_doc *doc);
 
+/* Calls fn(ctx, doc) for every document of generations [first_gen, last_gen], in id order
+ * (generation, then the order ingest met them). The document's fields borrow from the map until
+ * fn returns. A non-zero return from fn stops the walk and is returned; a record that does not
+ * decode stops it with TM_ERR_FORMAT or TM_ERR_VERSION (logged with its id). */
+int tm_store_foreach(struct tm_store *s, MDB_txn *txn, uint32_t first_gen, uint32_t last_gen,
+                     int (*fn)(void *ctx, const struct tm_doc *doc), void *ctx);
+
 #endif

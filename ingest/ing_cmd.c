@@ -284,33 +284,17 @@ static int inspect_sample(MDB_txn *txn, struct tm_store *s, long n, uint64_t see
     return rc;
 }
 
+static int list_doc(void *ctx, const struct tm_doc *d)
+{
+    (void)ctx;
+    printf("%" PRIu64 "\t%s\t%s\t%zu\t%016llx\t%s\n", d->id, tm_domain_name(d->domain), d->lang,
+           d->text_len, (unsigned long long)XXH3_64bits(d->text, d->text_len), d->source);
+    return 0;
+}
+
 static int inspect_list(MDB_txn *txn, struct tm_store *s)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(txn, s->db.dbi[TM_STORE_DOCS], &cur);
-    if (rc) {
-        tm_log_error("%s: cannot open cursor: %s", s->db.path, mdb_strerror(rc));
-        return TM_ERR_DB;
-    }
-    int err = TM_OK;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct tm_doc d;
-        char what[64];
-        snprintf(what, sizeof(what), "document key of %zu bytes", k.mv_size);
-        err = tm_doc_decode(v.mv_data, v.mv_size, &d, what);
-        if (err)
-            break;
-        printf("%" PRIu64 "\t%s\t%s\t%zu\t%016llx\t%s\n", d.id, tm_domain_name(d.domain), d.lang,
-               d.text_len, (unsigned long long)XXH3_64bits(d.text, d.text_len), d.source);
-    }
-    mdb_cursor_close(cur);
-    if (err == TM_OK && rc != MDB_NOTFOUND) {
-        tm_log_error("%s: cannot list documents: %s", s->db.path, mdb_strerror(rc));
-        err = TM_ERR_DB;
-    }
-    return err;
+    return tm_store_foreach(s, txn, 0, UINT32_MAX, list_doc, NULL);
 }
 
 static int inspect_fn(MDB_txn *txn, struct tm_db *db, void *vctx)

@@ -159,13 +159,91 @@ static void test_generations_and_docs(void **state)
     free(dir);
 }
 
+static int put_docs(MDB_txn *txn, struct tm_db *db, void *ctx)
+{
+    (void)ctx;
+    for (uint32_t gen = 1; gen <= 3; gen++) {
+        for (uint64_t seq = 0; seq < 3; seq++) {
+            char text[32];
+            int n = snprintf(text, sizeof(text), "g%u s%u", (unsigned)gen, (unsigned)seq);
+            struct tm_doc d = {.id = tm_doc_make_id(gen, seq),
+                               .generation = gen,
+                               .domain = TM_DOMAIN_TEXT,
+                               .lang = "und",
+                               .lang_len = 3,
+                               .source = "x",
+                               .source_len = 1,
+                               .meta = "{}",
+                               .meta_len = 2,
+                               .text = text,
+                               .text_len = (size_t)n};
+            unsigned char key[8];
+            void *dst;
+            tm_be64_put(key, d.id);
+            int rc = tm_db_reserve(db, txn, TM_STORE_DOCS, key, 8, tm_doc_encoded_size(&d), &dst);
+            if (rc)
+                return rc;
+            tm_doc_encode(&d, dst);
+        }
+    }
+    return TM_OK;
+}
+
+struct walk {
+    struct tm_store *s;
+    char seen[256];
+    int count, stop_after;
+};
+
+static int walk_fn(void *ctx, const struct tm_doc *doc)
+{
+    struct walk *w = ctx;
+    strncat(w->seen, doc->text, sizeof(w->seen) - strlen(w->seen) - 2);
+    strcat(w->seen, ",");
+    w->count++;
+    return w->count == w->stop_after ? 42 : 0;
+}
+
+static int walk_ranges(MDB_txn *txn, struct tm_db *db, void *ctx)
+{
+    struct tm_store *s = ctx;
+    (void)db;
+    struct walk w = {.s = s};
+    assert_int_equal(tm_store_foreach(s, txn, 2, 2, walk_fn, &w), TM_OK);
+    assert_string_equal(w.seen, "g2 s0,g2 s1,g2 s2,");
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(tm_store_foreach(s, txn, 1, 3, walk_fn, &w), TM_OK);
+    assert_int_equal(w.count, 9);
+    assert_string_equal(w.seen, "g1 s0,g1 s1,g1 s2,g2 s0,g2 s1,g2 s2,g3 s0,g3 s1,g3 s2,");
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(tm_store_foreach(s, txn, 4, 9, walk_fn, &w), TM_OK);
+    assert_int_equal(w.count, 0);
+    memset(&w, 0, sizeof(w));
+    w.stop_after = 4;
+    assert_int_equal(tm_store_foreach(s, txn, 1, 3, walk_fn, &w), 42);
+    assert_int_equal(w.count, 4);
+    return TM_OK;
+}
+
+static void test_foreach(void **state)
+{
+    (void)state;
+    char *dir = tu_new_tmpdir("store");
+    struct tm_store s;
+    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
+    assert_int_equal(tm_db_write(&s.db, put_docs, NULL), TM_OK);
+    assert_int_equal(tm_db_read(&s.db, walk_ranges, &s), TM_OK);
+    tm_store_close(&s);
+    free(dir);
+}
+
 int main(void)
 {
     tm_log_set_level(TM_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_reopen),    cmocka_unit_test(test_newer_format_refused),
         cmocka_unit_test(test_input_record),         cmocka_unit_test(test_gen_record),
-        cmocka_unit_test(test_generations_and_docs),
+        cmocka_unit_test(test_generations_and_docs), cmocka_unit_test(test_foreach),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
