@@ -89,17 +89,18 @@ fi
 now() { date +%s.%N; }
 
 # Prints the wall seconds of the best of $runs runs of "$@" (stdout discarded).
-best_of() {
-    local best="" t0 t1 i
-    for ((i = 0; i < runs; i++)); do
-        t0=$(now)
-        "$@" >/dev/null
-        t1=$(now)
-        cleanup_run # outside the timed span: deleting a workdir is not part of ingest
-        best=$(python3 -c 'import sys; d=float(sys.argv[2])-float(sys.argv[1]); b=sys.argv[3]; print("%.3f" % (d if b == "" else min(d, float(b))))' "$t0" "$t1" "$best")
-    done
-    echo "$best"
+# Seconds one command takes (the workdir it leaves is removed after the clock stops).
+time_one() {
+    local t0 t1
+    t0=$(now)
+    "$@" >/dev/null
+    t1=$(now)
+    cleanup_run # outside the timed span: deleting a workdir is not part of ingest
+    sync        # and no run pays for the write-back of the one before
+    python3 -c 'import sys; print("%.3f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$t1"
 }
+
+min_of() { printf '%s\n' "$@" | sort -g | head -n 1; }
 
 floor_run() { taskset -c "$cpu" zstd -dc "$1" >/dev/null; }
 
@@ -142,9 +143,17 @@ for file in "${inputs[@]}"; do
     echo "timing: $name (best of $runs, cpu $cpu) ..." >&2
     raw=$(zstd -dc "$file" | wc -c)
     comp=$(stat -c %s "$file")
-    floor=$(best_of floor_run "$file")
-    wfloor=$(best_of write_floor_run "$file")
-    ingest=$(best_of ingest_run "$file" "$out/stats-$name.json" "$out/ingest-$name.log")
+    # Interleaved (floor, write floor, ingest) rounds, so that all three see the same state of a
+    # machine whose speed drifts; the best of each is kept.
+    floors=() wfloors=() ingests=()
+    for ((i = 0; i < runs; i++)); do
+        floors+=("$(time_one floor_run "$file")")
+        wfloors+=("$(time_one write_floor_run "$file")")
+        ingests+=("$(time_one ingest_run "$file" "$out/stats-$name.json" "$out/ingest-$name.log")")
+    done
+    floor=$(min_of "${floors[@]}")
+    wfloor=$(min_of "${wfloors[@]}")
+    ingest=$(min_of "${ingests[@]}")
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$raw" "$comp" "$floor" "$ingest" "$wfloor" >>"$results"
 done
 
