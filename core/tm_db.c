@@ -212,6 +212,38 @@ int tm_db_write(struct tm_db *db, tm_db_fn fn, void *ctx)
     }
 }
 
+int tm_db_begin_write(struct tm_db *db, size_t room, MDB_txn **txn)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (db->flags & TM_DB_RDONLY) {
+        tm_log_error("database %s: write to a read-only environment", db->path);
+        return TM_ERR_INTERNAL;
+    }
+    for (;;) {
+        if (mdb_env_info(db->env, &info) != 0 || mdb_env_stat(db->env, &st) != 0) {
+            tm_log_error("database %s: cannot read the map's use", db->path);
+            return TM_ERR_DB;
+        }
+        size_t used = ((size_t)info.me_last_pgno + 1) * st.ms_psize;
+        if (info.me_mapsize >= used && info.me_mapsize - used >= room)
+            break;
+        int rc = db_grow(db);
+        if (rc)
+            return rc;
+    }
+    return db_txn_begin(db, 0, txn);
+}
+
+int tm_db_commit(struct tm_db *db, MDB_txn *txn)
+{
+    int mrc = mdb_txn_commit(txn);
+    if (mrc == 0)
+        return TM_OK;
+    tm_log_error("database %s: commit failed: %s", db->path, mdb_strerror(mrc));
+    return mrc == MDB_MAP_FULL ? TM_ERR_MAPFULL : TM_ERR_DB;
+}
+
 int tm_db_read(struct tm_db *db, tm_db_fn fn, void *ctx)
 {
     MDB_txn *txn;

@@ -45,6 +45,15 @@ typedef int (*tm_db_fn)(MDB_txn *txn, struct tm_db *db, void *ctx);
  * retries on MDB_MAP_FULL from a put or from the commit. Returns fn's error, TM_ERR_DB, or
  * TM_ERR_MAPFULL when map_max is reached. */
 int tm_db_write(struct tm_db *db, tm_db_fn fn, void *ctx);
+/* For a writer that cannot replay its work (documents streamed into the transaction as they are
+ * read): grows the map first, if needed, so that `room` more bytes fit beyond the pages in use
+ * (only legal with no transaction active in this process), then begins a write transaction in
+ * *txn. The caller commits it with tm_db_commit() or ends it with mdb_txn_abort(). A put that
+ * still finds the map full returns TM_ERR_MAPFULL; the caller aborts and reports it. */
+int tm_db_begin_write(struct tm_db *db, size_t room, MDB_txn **txn);
+/* Commits `txn` (freed whether or not it succeeds): TM_OK, TM_ERR_MAPFULL or TM_ERR_DB, logged. */
+int tm_db_commit(struct tm_db *db, MDB_txn *txn);
+
 /* Runs `fn` in a read-only transaction. */
 int tm_db_read(struct tm_db *db, tm_db_fn fn, void *ctx);
 

@@ -33,9 +33,10 @@ static const struct tm_opt ingest_opts[] = {
     {TM_OPT_STR, "lang-field", 0, CFG(lang_field), "NAME", "JSONL field holding the code language"},
     {TM_OPT_SIZE, "max-doc-size", 0, CFG(max_doc_size), "SIZE",
      "skip (and count) documents larger than this", "8M", 1, 1024.0 * 1024 * 1024 * 1024},
+    /* At most 256 MiB: a batch is one LMDB write transaction, and LMDB holds at most 2^17
+     * dirty pages (512 MiB of 4 KiB pages) in one. */
     {TM_OPT_SIZE, "batch-size", 0, CFG(batch_bytes), "SIZE",
-     "commit to the store after this many bytes of documents", "64M", 4096,
-     1024.0 * 1024 * 1024 * 64},
+     "commit to the store after this many bytes of documents", "64M", 4096, 256.0 * 1024 * 1024},
     {TM_OPT_INT, "batch-docs", 0, CFG(batch_docs), "N",
      "commit to the store after this many documents", "50000", 1, 1e9},
     {TM_OPT_INT, "math-problems", 0, CFG(math_problems), "N",
