@@ -253,9 +253,8 @@ void tm_unlock(int fd)
     close(fd);
 }
 
-int tm_hash_file(const char *path, char hex[33])
+int tm_hash_file_digest(const char *path, unsigned char digest[16])
 {
-    hex[0] = '\0';
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         tm_log_error("cannot open %s: %s", path, strerror(errno));
@@ -287,13 +286,24 @@ int tm_hash_file(const char *path, char hex[33])
     /* Canonical (big-endian) order, the form xxhsum prints. */
     XXH128_canonical_t c;
     XXH128_canonicalFromHash(&c, h);
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", c.digest[i]);
+    memcpy(digest, c.digest, 16);
 out:
     XXH3_freeState(st);
     free(buf);
     close(fd);
     return rc;
+}
+
+int tm_hash_file(const char *path, char hex[33])
+{
+    unsigned char digest[16];
+    hex[0] = '\0';
+    int rc = tm_hash_file_digest(path, digest);
+    if (rc)
+        return rc;
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return TM_OK;
 }
 
 char *tm_path_join(const char *a, const char *b)

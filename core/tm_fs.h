@@ -26,6 +26,8 @@ void tm_unlock(int fd);
 /* The xxh3-128 of a file's content, streamed in 1 MiB reads; hex is 32 lowercase digits plus a
  * NUL. TM_OK or TM_ERR_IO. */
 int tm_hash_file(const char *path, char hex[33]);
+/* The same hash as 16 bytes in canonical (big-endian) order, as stored in input records. */
+int tm_hash_file_digest(const char *path, unsigned char digest[16]);
 
 /* Joins two path parts with one '/'; caller frees. */
 char *tm_path_join(const char *a, const char *b);

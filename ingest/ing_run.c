@@ -80,7 +80,8 @@ struct ingest {
     int forced_domain; /* -1 to detect */
     uint32_t gen_no;   /* 0 until a generation is open */
     struct tm_gen gen;
-    int gen_dirty; /* gen changed since the last commit */
+    int gen_dirty;     /* gen changed since the last commit */
+    uint32_t last_gen; /* the highest generation in the store when the run began */
     struct batch batch;
     struct cur_input cur;
     struct tm_buf member; /* raw bytes of the member being read */
@@ -254,11 +255,11 @@ static int maybe_commit(struct ingest *ig)
 }
 
 /* Opens a new generation when none is open. Its record is written with the next commit. */
-static void ensure_generation(struct ingest *ig, uint32_t last_gen)
+static void ensure_generation(struct ingest *ig)
 {
     if (ig->gen_no)
         return;
-    ig->gen_no = last_gen + 1;
+    ig->gen_no = ig->last_gen + 1;
     memset(&ig->gen, 0, sizeof(ig->gen));
     ig->gen.state = TM_GEN_OPEN;
     ig->gen.started = (int64_t)time(NULL);
@@ -744,8 +745,6 @@ struct lookup_ctx {
     const char *key;
     struct tm_input rec;
     int found;
-    uint32_t last_gen;
-    struct tm_gen last;
 };
 
 static int lookup_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
@@ -792,21 +791,10 @@ static void hash_to_bytes(XXH128_hash_t h, unsigned char out[16])
     memcpy(out, c.digest, 16);
 }
 
-static int hash_hex_to_bytes(const char hex[33], unsigned char out[16])
-{
-    for (int i = 0; i < 16; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return TM_ERR_FORMAT;
-        out[i] = (unsigned char)v;
-    }
-    return TM_OK;
-}
-
 /* Starts or resumes input `key`: sets ig->cur. Returns 1 when the input must be read, 0 when
  * it is unchanged. */
 static int begin_input(struct ingest *ig, const char *key, const char *display, uint64_t size,
-                       int64_t mtime_ns, const unsigned char hash[16], uint32_t last_gen, int *need)
+                       int64_t mtime_ns, const unsigned char hash[16], int *need)
 {
     struct tm_input old;
     int found;
@@ -828,7 +816,7 @@ static int begin_input(struct ingest *ig, const char *key, const char *display, 
         }
         return TM_OK;
     }
-    ensure_generation(ig, last_gen);
+    ensure_generation(ig);
     ig->cur.active = 1;
     ig->cur.rec.size = size;
     ig->cur.rec.mtime_ns = mtime_ns;
@@ -899,7 +887,7 @@ static int math_emit(void *vctx, const char *text, size_t len)
     return maybe_commit(ig);
 }
 
-static int ingest_math(struct ingest *ig, uint32_t last_gen)
+static int ingest_math(struct ingest *ig)
 {
     struct math_ctx mc = {.ig = ig, .hashing = 1};
     unsigned char hash[16];
@@ -912,7 +900,7 @@ static int ingest_math(struct ingest *ig, uint32_t last_gen)
     hash_to_bytes(XXH3_128bits_digest(mc.hash), hash);
     XXH3_freeState(mc.hash);
     tm_stats_add(ig->inputs_stats, "seen", 1);
-    rc = begin_input(ig, ING_MATH_INPUT, ING_MATH_INPUT, mc.bytes, 0, hash, last_gen, &need);
+    rc = begin_input(ig, ING_MATH_INPUT, ING_MATH_INPUT, mc.bytes, 0, hash, &need);
     if (rc || !need)
         return rc;
     mc.hashing = 0;
@@ -955,7 +943,7 @@ static int seen_before(struct ingest *ig, const char *abs)
     return 0;
 }
 
-static int ingest_file(struct ingest *ig, const char *path, uint32_t last_gen)
+static int ingest_file(struct ingest *ig, const char *path)
 {
     struct stat st;
     char *abs = NULL;
@@ -994,14 +982,13 @@ static int ingest_file(struct ingest *ig, const char *path, uint32_t last_gen)
         tm_stats_add(ig->inputs_stats, "unchanged", 1);
         goto out;
     }
-    char hex[33];
     unsigned char hash[16];
-    if (tm_hash_file(abs, hex) != TM_OK || hash_hex_to_bytes(hex, hash) != TM_OK) {
+    if (tm_hash_file_digest(abs, hash) != TM_OK) {
         note_error(ig, path, 0, NULL, "cannot read the file to fingerprint it");
         tm_stats_add(ig->inputs_stats, "failed", 1);
         goto out;
     }
-    rc = begin_input(ig, abs, path, size, mtime_ns, hash, last_gen, &need);
+    rc = begin_input(ig, abs, path, size, mtime_ns, hash, &need);
     if (rc || !need)
         goto out;
     ig->input_bytes += size;
@@ -1132,25 +1119,20 @@ static void expand_inputs(struct ingest *ig, char **inputs, int ninputs, struct 
 
 /* ---- The run --------------------------------------------------------------------------- */
 
-struct gen_ctx {
-    struct ingest *ig;
-    uint32_t last;
-};
-
+/* Reads the last generation; an open one (left by a killed run) is continued. */
 static int find_gen_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
 {
-    struct gen_ctx *ctx = vctx;
-    struct ingest *ig = ctx->ig;
+    struct ingest *ig = vctx;
     (void)db;
-    int rc = tm_store_last_gen(&ig->store, txn, &ctx->last);
-    if (rc || ctx->last == 0)
+    int rc = tm_store_last_gen(&ig->store, txn, &ig->last_gen);
+    if (rc || ig->last_gen == 0)
         return rc;
     struct tm_gen g;
-    rc = tm_store_get_gen(&ig->store, txn, ctx->last, &g);
+    rc = tm_store_get_gen(&ig->store, txn, ig->last_gen, &g);
     if (rc)
         return rc;
     if (g.state == TM_GEN_OPEN) {
-        ig->gen_no = ctx->last;
+        ig->gen_no = ig->last_gen;
         ig->gen = g;
     }
     return TM_OK;
@@ -1227,8 +1209,7 @@ int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progre
     rc = tm_store_open(&ig.store, cfg->workdir, 0);
     if (rc)
         goto out;
-    struct gen_ctx gctx = {&ig, 0};
-    rc = tm_db_read(&ig.store.db, find_gen_fn, &gctx);
+    rc = tm_db_read(&ig.store.db, find_gen_fn, &ig);
     if (rc)
         goto out;
     if (ig.gen_no)
@@ -1239,9 +1220,9 @@ int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progre
     for (size_t i = 0; i < paths.n && rc == TM_OK; i++) {
         uint64_t before = ig.input_bytes;
         if (strcmp(paths.items[i], ING_MATH_INPUT) == 0)
-            rc = ingest_math(&ig, gctx.last);
+            rc = ingest_math(&ig);
         else
-            rc = ingest_file(&ig, paths.items[i], gctx.last);
+            rc = ingest_file(&ig, paths.items[i]);
         struct stat st;
         uint64_t b = ig.input_bytes - before;
         if (b == 0 && stat(paths.items[i], &st) == 0)
