@@ -90,9 +90,30 @@ static void test_gen_record(void **state)
     assert_int_equal(tm_gen_decode(rec, sizeof(rec), &out, "g"), TM_ERR_FORMAT);
 }
 
-struct docs_ctx {
-    uint32_t last;
-};
+/* Stores one document the way ingest does. */
+static int put_doc(struct tm_db *db, MDB_txn *txn, const struct tm_doc *d)
+{
+    unsigned char key[8];
+    void *dst;
+    tm_be64_put(key, d->id);
+    int rc = tm_db_reserve(db, txn, TM_STORE_DOCS, key, 8, tm_doc_encoded_size(d), &dst);
+    if (rc)
+        return rc;
+    tm_doc_encode(d, dst);
+    return TM_OK;
+}
+
+/* A fresh store: `write` in a write transaction, then `check` in a read transaction. */
+static void write_then_check(tm_db_fn write, tm_db_fn check)
+{
+    char *dir = tu_new_tmpdir("store");
+    struct tm_store s;
+    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
+    assert_int_equal(tm_db_write(&s.db, write, NULL), TM_OK);
+    assert_int_equal(tm_db_read(&s.db, check, &s), TM_OK);
+    tm_store_close(&s);
+    free(dir);
+}
 
 static int write_gens(MDB_txn *txn, struct tm_db *db, void *ctx)
 {
@@ -117,14 +138,7 @@ static int write_gens(MDB_txn *txn, struct tm_db *db, void *ctx)
                        .meta_len = 2,
                        .text = "int x;",
                        .text_len = 6};
-    unsigned char key[8];
-    void *dst;
-    tm_be64_put(key, d.id);
-    int rc = tm_db_reserve(db, txn, TM_STORE_DOCS, key, 8, tm_doc_encoded_size(&d), &dst);
-    if (rc)
-        return rc;
-    tm_doc_encode(&d, dst);
-    return TM_OK;
+    return put_doc(db, txn, &d);
 }
 
 static int read_back(MDB_txn *txn, struct tm_db *db, void *ctx)
@@ -150,13 +164,7 @@ static int read_back(MDB_txn *txn, struct tm_db *db, void *ctx)
 static void test_generations_and_docs(void **state)
 {
     (void)state;
-    char *dir = tu_new_tmpdir("store");
-    struct tm_store s;
-    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
-    assert_int_equal(tm_db_write(&s.db, write_gens, NULL), TM_OK);
-    assert_int_equal(tm_db_read(&s.db, read_back, &s), TM_OK);
-    tm_store_close(&s);
-    free(dir);
+    write_then_check(write_gens, read_back);
 }
 
 static int put_docs(MDB_txn *txn, struct tm_db *db, void *ctx)
@@ -177,13 +185,9 @@ static int put_docs(MDB_txn *txn, struct tm_db *db, void *ctx)
                                .meta_len = 2,
                                .text = text,
                                .text_len = (size_t)n};
-            unsigned char key[8];
-            void *dst;
-            tm_be64_put(key, d.id);
-            int rc = tm_db_reserve(db, txn, TM_STORE_DOCS, key, 8, tm_doc_encoded_size(&d), &dst);
+            int rc = put_doc(db, txn, &d);
             if (rc)
                 return rc;
-            tm_doc_encode(&d, dst);
         }
     }
     return TM_OK;
@@ -228,13 +232,7 @@ static int walk_ranges(MDB_txn *txn, struct tm_db *db, void *ctx)
 static void test_foreach(void **state)
 {
     (void)state;
-    char *dir = tu_new_tmpdir("store");
-    struct tm_store s;
-    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
-    assert_int_equal(tm_db_write(&s.db, put_docs, NULL), TM_OK);
-    assert_int_equal(tm_db_read(&s.db, walk_ranges, &s), TM_OK);
-    tm_store_close(&s);
-    free(dir);
+    write_then_check(put_docs, walk_ranges);
 }
 
 int main(void)
