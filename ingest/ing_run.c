@@ -375,14 +375,12 @@ static int sink_record(void *vctx, const struct ing_record *rec)
     tm_buf_reset(&ig->source);
     tm_buf_printf(&ig->source, "%s#%s=%llu", mc->source, mc->pos_kind,
                   (unsigned long long)rec->position);
-    char *src = tm_xstrdup(ig->source.data);
     int rc = TM_OK;
     if (rec->text_len > ig->cfg->max_doc_size)
         note_skip(ig, "too_large");
     else
         rc = emit_doc(ig, rec->text, rec->text_len, rec->meta, rec->meta_len, rec->domain,
-                      rec->lang, rec->name, src);
-    free(src);
+                      rec->lang, rec->name, ig->source.data);
     if (rc)
         return rc;
     return maybe_commit(ig);
@@ -943,7 +941,8 @@ static int seen_before(struct ingest *ig, const char *abs)
     return 0;
 }
 
-static int ingest_file(struct ingest *ig, const char *path)
+/* Reads one input file; *size gets its size (0 when it cannot be stat'ed), for progress. */
+static int ingest_file(struct ingest *ig, const char *path, uint64_t *size_out)
 {
     struct stat st;
     char *abs = NULL;
@@ -954,6 +953,7 @@ static int ingest_file(struct ingest *ig, const char *path)
         tm_stats_add(ig->inputs_stats, "failed", 1);
         return TM_OK;
     }
+    *size_out = (uint64_t)st.st_size;
     abs = realpath(path, NULL);
     if (!abs) {
         note_error(ig, path, 0, NULL, strerror(errno));
@@ -1218,16 +1218,12 @@ int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progre
     expand_inputs(&ig, inputs, ninputs, &paths);
     tm_progress_init(&ig.progress, "ingest", paths.n, paths.bytes, progress, 0);
     for (size_t i = 0; i < paths.n && rc == TM_OK; i++) {
-        uint64_t before = ig.input_bytes;
+        uint64_t size = 0; /* as the walk counted it: the generated set is not in the total */
         if (strcmp(paths.items[i], ING_MATH_INPUT) == 0)
             rc = ingest_math(&ig);
         else
-            rc = ingest_file(&ig, paths.items[i]);
-        struct stat st;
-        uint64_t b = ig.input_bytes - before;
-        if (b == 0 && stat(paths.items[i], &st) == 0)
-            b = (uint64_t)st.st_size;
-        tm_progress_add(&ig.progress, 1, b);
+            rc = ingest_file(&ig, paths.items[i], &size);
+        tm_progress_add(&ig.progress, 1, size);
     }
     if (rc == TM_OK)
         rc = commit(&ig);
