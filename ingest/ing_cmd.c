@@ -256,16 +256,24 @@ static int inspect_sample(MDB_txn *txn, struct tm_store *s, long n, uint64_t see
     if ((uint64_t)n > total)
         n = (long)total;
     uint64_t *pick = tm_xcalloc((size_t)n + 1, sizeof(uint64_t));
-    long k = 0;
-    while (k < n) {
-        uint64_t r = tm_splitmix64(&seed) % total;
-        int dup = 0;
-        for (long i = 0; i < k; i++)
-            dup |= pick[i] == r;
-        if (!dup)
-            pick[k++] = r;
+    size_t k = 0;
+    if ((uint64_t)n * 2 > total) {
+        /* Most of the store: selection sampling (Knuth's Algorithm S), one pass, in order. */
+        for (uint64_t i = 0; i < total && k < (size_t)n; i++)
+            if (tm_splitmix64(&seed) % (total - i) < (uint64_t)n - k)
+                pick[k++] = i;
+    } else {
+        /* A small part: draw the missing ones, sort, drop repeats, until there are n. */
+        while (k < (size_t)n) {
+            for (size_t i = k; i < (size_t)n; i++)
+                pick[i] = tm_splitmix64(&seed) % total;
+            qsort(pick, (size_t)n, sizeof(uint64_t), cmp_u64);
+            k = 0;
+            for (size_t i = 0; i < (size_t)n; i++)
+                if (k == 0 || pick[i] != pick[k - 1])
+                    pick[k++] = pick[i];
+        }
     }
-    qsort(pick, (size_t)n, sizeof(uint64_t), cmp_u64);
     for (long i = 0; i < n && rc == TM_OK; i++) {
         uint64_t r = pick[i];
         uint32_t g = 1;
