@@ -4,6 +4,7 @@
 
 #include "core/tm_err.h"
 #include "core/tm_opt.h"
+#include "filter/filter.h"
 #include "ingest/ingest.h"
 
 #ifndef TOKENMILL_VERSION
@@ -13,6 +14,7 @@
 static const struct tm_command *const commands[] = {
     &ing_ingest_command,
     &ing_inspect_command,
+    &flt_filter_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

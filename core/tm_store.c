@@ -11,7 +11,8 @@
 #include "tm_log.h"
 #include "tm_mem.h"
 
-static const char *const store_db_names[TM_STORE_NDBS] = {"meta", "docs", "inputs", "gens"};
+static const char *const store_db_names[TM_STORE_NDBS] = {"meta", "docs",   "inputs",
+                                                          "gens", "filter", "stages"};
 
 /* The map starts small and doubles on demand (tm_db_write); 1 TiB of address space is only a
  * ceiling, nothing is reserved on disk. */

@@ -6,6 +6,9 @@
  *   inputs  input key (absolute path, or "tokenmill:<name>" for generated inputs) -> input
  *           fingerprint record (struct tm_input)
  *   gens    big-endian uint32 generation -> generation record (struct tm_gen)
+ *   filter  big-endian uint64 document id -> the filter's decision (filter/flt_internal.h)
+ *   stages  "<stage>/" + big-endian uint32 generation -> that stage's progress on the
+ *           generation (each stage's own record; filter: "TMFS")
  * Generation numbers start at 1. A generation is "open" from the first document written in it
  * until its ingest run finishes; a run that finds an open generation (its predecessor was
  * killed) continues it, which is what makes a rerun end in the same state as an uninterrupted
@@ -25,6 +28,8 @@ enum tm_store_dbi {
     TM_STORE_DOCS,
     TM_STORE_INPUTS,
     TM_STORE_GENS,
+    TM_STORE_FILTER,
+    TM_STORE_STAGES,
     TM_STORE_NDBS
 };
 
