@@ -30,7 +30,7 @@ static const struct tm_opt filter_opts[] = {
      "evaluate every rule on every document (complete 'fired' statistics; slower) instead of "
      "stopping at the first rule that removes it"},
     {TM_OPT_FLAG, "redo", 0, OPT(redo), NULL,
-     "decide again generations filtered with a different configuration"},
+     "decide every generation again (after a change of configuration or of tokenmill)"},
     {TM_OPT_FLAG, "print-config", 0, OPT(print_config), NULL,
      "print the effective configuration (every rule, threshold and source) and exit"},
     {TM_OPT_STR, "explain", 0, OPT(explain), "DOC_ID",

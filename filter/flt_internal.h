@@ -69,6 +69,9 @@ enum flt_rule_id {
     FLT_R_COUNT
 };
 #define FLT_RULE_NONE 0xffffu
+/* Bumped whenever a rule's measurement changes meaning, so configurations hash differently and
+ * generations decided by an older tokenmill are reported as made with another configuration. */
+#define FLT_RULES_VERSION 1
 
 enum flt_rule_kind {
     FLT_DOC_MIN,  /* removes the document when its value is below the threshold */
@@ -105,6 +108,7 @@ struct flt_tox_domain {
     double threshold; /* remove the document when its score (weighted hits per 1,000 words)
                          is at least this; below it, spans */
     enum flt_span_unit spans;
+    double quoted_weight; /* factor on the weight of a hit written in quotation marks */
 };
 
 struct flt_domain_cfg {

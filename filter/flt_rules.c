@@ -25,6 +25,10 @@
  * it, remove the sentences (lines) holding hits. Dolma (Soldaini et al. 2024) and C4 use these
  * two actions; the threshold is tokenmill's, set on bench/toxicity/labeled.jsonl (README). */
 #define TOX_THRESHOLD 10.0
+/* A term in quotation marks ("the word 'X'") is usually mentioned, not used: moderation policies
+ * (and this project's labeled set, bench/toxicity) separate the two. Such a hit counts a quarter
+ * of its weight; tokenmill's choice, configurable as toxicity_quoted_weight. */
+#define TOX_QUOTED_WEIGHT 0.25
 
 const struct flt_rule flt_rules[FLT_R_COUNT] = {
     {FLT_R_C4_LOREM,
@@ -340,6 +344,7 @@ void flt_config_defaults(struct flt_config *cfg)
         cfg->dom[d].tox.enabled = 1;
         cfg->dom[d].tox.threshold = flt_rule_by_id(FLT_R_TOXICITY)->def[d];
         cfg->dom[d].tox.spans = d == TM_DOMAIN_CODE ? FLT_SPAN_OFF : FLT_SPAN_SENTENCE;
+        cfg->dom[d].tox.quoted_weight = TOX_QUOTED_WEIGHT;
     }
     cfg->lexicons = tm_xcalloc(1, sizeof(*cfg->lexicons));
     cfg->nlexicons = 1; /* the built-in English lexicon */
@@ -460,6 +465,15 @@ static int set_domain(struct flt_domain_cfg *dc, const char *key, const char *va
             return TM_OK;
         }
         snprintf(err, errlen, "toxicity_threshold: want a number >= 0, not '%s'", value);
+        return TM_ERR_USAGE;
+    }
+    if (!strcmp(key, "toxicity_quoted_weight")) {
+        double x;
+        if (parse_number(value, &x) == 0 && x >= 0 && x <= 1) {
+            dc->tox.quoted_weight = x;
+            return TM_OK;
+        }
+        snprintf(err, errlen, "toxicity_quoted_weight: want a number from 0 to 1, not '%s'", value);
         return TM_ERR_USAGE;
     }
     if (!strcmp(key, "toxicity_spans")) {
@@ -668,8 +682,11 @@ void flt_config_print(const struct flt_config *cfg, FILE *out)
         char line[512];
         snprintf(line, sizeof line, "source: %s", tox->source);
         print_comment(out, line);
-        fprintf(out, "toxicity = %s\ntoxicity_threshold = %g\ntoxicity_spans = %s\n",
-                dc->tox.enabled ? "on" : "off", dc->tox.threshold, span_units[dc->tox.spans]);
+        fprintf(out,
+                "toxicity = %s\ntoxicity_threshold = %g\ntoxicity_spans = %s\n"
+                "toxicity_quoted_weight = %g\n",
+                dc->tox.enabled ? "on" : "off", dc->tox.threshold, span_units[dc->tox.spans],
+                dc->tox.quoted_weight);
         for (int r = 0; r < FLT_R_COUNT; r++) {
             const struct flt_rule *rule = &flt_rules[r];
             if (rule->kind == FLT_INTERNAL || rule->kind == FLT_TOXICITY)
@@ -704,8 +721,11 @@ uint64_t flt_config_hash(const struct flt_config *cfg, uint64_t tox_hash)
         int32_t t[3] = {dc->tox.enabled, (int32_t)dc->tox.spans, cfg->all_rules};
         XXH3_64bits_update(st, t, sizeof t);
         XXH3_64bits_update(st, &dc->tox.threshold, sizeof dc->tox.threshold);
+        XXH3_64bits_update(st, &dc->tox.quoted_weight, sizeof dc->tox.quoted_weight);
     }
     XXH3_64bits_update(st, &tox_hash, sizeof tox_hash);
+    uint32_t version = FLT_RULES_VERSION;
+    XXH3_64bits_update(st, &version, sizeof version);
     uint64_t h = XXH3_64bits_digest(st);
     XXH3_freeState(st);
     return h;
@@ -761,6 +781,30 @@ static int scan_toxicity(struct flt_engine *e, const struct tm_doc *doc, int pro
     return flt_tox_scan(e->tox, e->tox_scratch, doc->text, doc->text_len, 0, &e->hits);
 }
 
+/* Whether the hit text[a..b) is written in quotation marks: an opening quote right before it
+ * and a closing one right after it (one punctuation mark may sit inside: "fuck," or 'X.'). */
+static int quoted(const char *text, size_t n, size_t a, size_t b)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    int open = 0;
+    if (a >= 1 && (u[a - 1] == '"' || u[a - 1] == '\''))
+        open = 1;
+    else if (a >= 3 && u[a - 3] == 0xe2 && u[a - 2] == 0x80 &&
+             (u[a - 1] == 0x9c || u[a - 1] == 0x98))
+        open = 1; /* U+201C, U+2018 */
+    else if (a >= 2 && u[a - 2] == 0xc2 && u[a - 1] == 0xab)
+        open = 1; /* U+00AB */
+    if (!open)
+        return 0;
+    if (b < n && (u[b] == '.' || u[b] == ',' || u[b] == '!' || u[b] == '?' || u[b] == ';'))
+        b++;
+    if (b < n && (u[b] == '"' || u[b] == '\''))
+        return 1;
+    if (b + 2 < n && u[b] == 0xe2 && u[b + 1] == 0x80 && (u[b + 2] == 0x9d || u[b + 2] == 0x99))
+        return 1;                                         /* U+201D, U+2019 */
+    return b + 1 < n && u[b] == 0xc2 && u[b + 1] == 0xbb; /* U+00BB */
+}
+
 /* The toxicity row: scans, scores, and adds spans for hits below the threshold. Returns 1 when
  * the document is removed by it. */
 static int decide_toxicity(struct flt_engine *e, const struct tm_doc *doc, int prose,
@@ -775,8 +819,11 @@ static int decide_toxicity(struct flt_engine *e, const struct tm_doc *doc, int p
         words = isnan(values[FLT_R_GOPHER_MIN_WORDS]) ? flt_count_words(doc->text, doc->text_len)
                                                       : (size_t)values[FLT_R_GOPHER_MIN_WORDS];
     double weight = e->hits.dropped_weight;
-    for (size_t k = 0; k < e->hits.n; k++)
-        weight += e->hits.v[k].weight;
+    for (size_t k = 0; k < e->hits.n; k++) {
+        const struct flt_tox_hit *h = &e->hits.v[k];
+        weight += h->weight *
+                  (quoted(doc->text, doc->text_len, h->start, h->end) ? dc->tox.quoted_weight : 1);
+    }
     /* No words but a hit (a region of symbols, a bare term): the score is unbounded. */
     double score = words ? weight * 1000.0 / (double)words : (weight > 0 ? 1e9 : 0);
     d->tox_score = (float)score;

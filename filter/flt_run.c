@@ -708,7 +708,7 @@ static int plan_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
         uint64_t from = tm_doc_make_id(g, 0);
         if (rc == TM_OK) {
             int same = rec.config_hash == fr->hash;
-            if (rec.state == STAGE_DONE && (same || !fr->opt->redo)) {
+            if (rec.state == STAGE_DONE && !fr->opt->redo) {
                 if (!same)
                     p->stale_gens++;
                 continue;

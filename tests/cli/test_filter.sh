@@ -27,6 +27,7 @@ docs = [
     {"id": "spans", "text": prose(2, 60) + " This sentence has a grobble in it. " + prose(3, 60)},
     {"id": "toxic", "text": "the vile snark and the grobble, " + prose(4, 50) + " zonkers!"},
     {"id": "allowed", "text": prose(5, 70) + " We ate grobble stew. " + prose(6, 10)},
+    {"id": "quoted", "text": prose(7, 70) + ' The word \u201cgrobble,\u201d is rude.'},
 ]
 with open(sys.argv[1], "w") as f:
     for d in docs:
@@ -45,7 +46,7 @@ common=(--workdir "$W" --no-progress --lexicon "$T/lex.txt" --allow "$T/allow.tx
 
 tm filter "${common[@]}" --export "$T/e1.jsonl" --stats-json "$T/s1.json"
 expect_rc 0 "filter"
-expect_grep "$T/out" "decided 6 now" "summary counts this run"
+expect_grep "$T/out" "decided 7 now" "summary counts this run"
 python3 - "$T/e1.jsonl" <<'PY'
 import json, sys
 rows = {}
@@ -66,14 +67,17 @@ t = rows["toxic"]
 check(t["tox_hits"] == 3, "toxic hits")
 check(abs(t["toxicity"] - 5000 / t["values"]["gopher_min_words"]) < 0.01, "toxic score")
 check(rows["allowed"]["tox_hits"] == 0 and rows["allowed"]["action"] == "kept", "allow list")
+q = rows["quoted"]  # a mention in quotation marks counts a quarter of its weight
+check(q["tox_hits"] == 1 and abs(q["toxicity"] * q["values"]["gopher_min_words"] - 250) < 0.01,
+      "quoted hit weight")
 c = rows["tool.c"]
 check(c["domain"] == "code" and c["tox_hits"] == 1, "code: comment scanned, identifier not")
 PY
 ok
 expect_eq "$(jget "$T/s1.json" filter.total.rules.gopher_min_words.removed)" 1 "stats: removed by rule"
-expect_eq "$(jget "$T/s1.json" filter.total.rules.toxicity.spans)" 1 "stats: span removals"
+expect_eq "$(jget "$T/s1.json" filter.total.rules.toxicity.spans)" 2 "stats: span removals"
 expect_eq "$(jget "$T/s1.json" filter.total.domains.code.documents)" 1 "stats: per domain"
-expect_eq "$(jget "$T/s1.json" filter.total.domains.text.kept_with_spans)" 1 "stats: kept with spans"
+expect_eq "$(jget "$T/s1.json" filter.total.domains.text.kept_with_spans)" 2 "stats: kept with spans"
 
 # --explain: every rule against its threshold, the hit, the span, the stored decision
 spans_id=$(python3 -c "import json;print([r['id'] for r in map(json.loads,open('$T/e1.jsonl')) if r.get('meta',{}).get('id')=='spans'][0])")
@@ -92,7 +96,7 @@ expect_grep "$T/err" "no document" "explain: missing document message"
 # A rerun decides nothing; a new generation is decided alone
 tm filter "${common[@]}"
 expect_rc 0 "rerun"
-expect_grep "$T/out" "decided 0 now; all filtered: 6 documents" "rerun decides nothing"
+expect_grep "$T/out" "decided 0 now; all filtered: 7 documents" "rerun decides nothing"
 python3 -c "
 import json
 print(json.dumps({'id': 'late', 'text': ' '.join('late%03d' % i for i in range(5))}))" >"$F/g2/late.jsonl"
@@ -100,7 +104,7 @@ tm ingest --workdir "$W" --no-progress --quiet "$F/g2"
 expect_rc 0 "ingest generation 2"
 tm filter "${common[@]}" --stats-json "$T/s2.json"
 expect_rc 0 "filter generation 2"
-expect_grep "$T/out" "decided 1 now; all filtered: 7 documents" "only the new generation"
+expect_grep "$T/out" "decided 1 now; all filtered: 8 documents" "only the new generation"
 expect_eq "$(jget "$T/s2.json" filter.generations)" "[2]" "generations decided"
 
 # A different configuration leaves filtered generations alone unless --redo
@@ -110,7 +114,7 @@ expect_grep "$T/err" "different configuration" "warned about the stale generatio
 expect_grep "$T/out" "decided 0 now" "nothing redone without --redo"
 tm filter "${common[@]}" --set text.gopher_min_words=3 --redo --export "$T/e2.jsonl"
 expect_rc 0 "redo"
-expect_grep "$T/out" "decided 7 now" "redo decides everything again"
+expect_grep "$T/out" "decided 8 now" "redo decides everything again"
 expect_eq "$(grep -c '"rule":"gopher_min_words"' "$T/e2.jsonl" || true)" 0 "new threshold applied"
 
 # Dry run: statistics, nothing written
@@ -118,10 +122,10 @@ W2="$T/w2"
 tm ingest --workdir "$W2" --no-progress --quiet "$F/g1"
 tm filter --workdir "$W2" --no-progress --lexicon "$T/lex.txt" --dry-run --stats-json "$T/s3.json"
 expect_rc 0 "dry run"
-expect_grep "$T/out" "dry run \(nothing written\): 6 documents" "dry run summary"
+expect_grep "$T/out" "dry run \(nothing written\): 7 documents" "dry run summary"
 expect_eq "$(jget "$T/s3.json" filter.run.rules.gopher_min_words.removed)" 1 "dry run statistics"
 tm filter --workdir "$W2" --no-progress --lexicon "$T/lex.txt"
-expect_grep "$T/out" "decided 6 now" "the dry run wrote no decision"
+expect_grep "$T/out" "decided 7 now" "the dry run wrote no decision"
 
 # Thread count does not change decisions
 W3="$T/w3"
