@@ -28,7 +28,8 @@ static const struct tm_opt filter_opts[] = {
     {TM_OPT_FLAG, "dry-run", 'n', OPT(dry_run), NULL, "decide and report, write nothing"},
     {TM_OPT_FLAG, "all-rules", 0, OPT(all_rules), NULL,
      "evaluate every rule on every document (complete 'fired' statistics; slower) instead of "
-     "stopping at the first rule that removes it"},
+     "stopping at the first rule that removes it; n-gram rules still skip documents over "
+     "gopher_max_words"},
     {TM_OPT_FLAG, "redo", 0, OPT(redo), NULL,
      "decide every generation again (after a change of configuration or of tokenmill)"},
     {TM_OPT_FLAG, "print-config", 0, OPT(print_config), NULL,

@@ -170,19 +170,6 @@ static void scratch_words(struct flt_scratch *s, size_t n)
     s->wcap = cap;
 }
 
-size_t flt_count_words(const char *text, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)text;
-    size_t words = 0;
-    int in = 0;
-    for (size_t i = 0; i < n; i++) {
-        int w = !is_ws(u[i]);
-        words += w & !in;
-        in = w;
-    }
-    return words;
-}
-
 /* ---- Short words the rules look for ------------------------------------------------------ */
 
 /* A word stripped of ASCII punctuation at both ends and lower-cased, packed into a uint64 when
@@ -687,15 +674,19 @@ struct byte_counts {
 #if defined(__SSE2__)
 #include <emmintrin.h>
 
-/* Bit i set when p[i] is ASCII whitespace (' ', \t \n \v \f \r), for 16 bytes. */
-static inline unsigned ws_mask16(const unsigned char *p)
+/* 0xff in each lane holding ASCII whitespace (' ', \t \n \v \f \r). */
+static inline __m128i ws_lanes(__m128i v)
 {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     __m128i t = _mm_sub_epi8(v, _mm_set1_epi8(9)); /* \t..\r become 0..4 */
     __m128i ctl =
         _mm_and_si128(_mm_cmpgt_epi8(t, _mm_set1_epi8(-1)), _mm_cmplt_epi8(t, _mm_set1_epi8(5)));
-    __m128i sp = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
-    return (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, sp));
+    return _mm_or_si128(ctl, _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+}
+
+/* Bit i set when p[i] is ASCII whitespace, for 16 bytes. */
+static inline unsigned ws_mask16(const unsigned char *p)
+{
+    return (unsigned)_mm_movemask_epi8(ws_lanes(_mm_loadu_si128((const __m128i *)(const void *)p)));
 }
 
 /* Sums the 16 byte lanes of acc. */
@@ -787,6 +778,39 @@ static inline size_t skip_word(const unsigned char *u, size_t i, size_t n)
     return i;
 }
 #endif
+
+size_t flt_count_words(const char *text, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    size_t words = 0, i = 0;
+#if defined(__SSE2__)
+    /* A word starts where a non-space byte follows a space (or the start): compare each block
+     * with the same block shifted back one byte, count per lane, sum every 255 blocks. */
+    words += n > 0 && !is_ws(u[0]);
+    i = 1;
+    while (i + 16 <= n) {
+        __m128i acc = _mm_setzero_si128();
+        for (int k = 0; k < 255 && i + 16 <= n; k++, i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + i));
+            __m128i p = _mm_loadu_si128((const __m128i *)(const void *)(u + i - 1));
+            __m128i start = _mm_andnot_si128(ws_lanes(v), ws_lanes(p));
+            acc = _mm_sub_epi8(acc, start);
+        }
+        words += lanes_sum(acc);
+    }
+    for (; i < n; i++)
+        words += !is_ws(u[i]) && is_ws(u[i - 1]);
+    return words;
+#else
+    int in = 0;
+    for (; i < n; i++) {
+        int w = !is_ws(u[i]);
+        words += w & !in;
+        in = w;
+    }
+    return words;
+#endif
+}
 
 /* Ellipses: each run of dots counts one per three ("......" is two), plus each U+2026. */
 static size_t count_ellipses(const char *t, size_t n)

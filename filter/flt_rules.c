@@ -31,6 +31,18 @@
 #define TOX_QUOTED_WEIGHT 0.25
 
 const struct flt_rule flt_rules[FLT_R_COUNT] = {
+    {FLT_R_GOPHER_MIN_WORDS,
+     "gopher_min_words",
+     FLT_DOC_MIN,
+     {50, OFF, OFF},
+     "words",
+     "Gopher quality filter (Rae et al. 2021, A.1.1): 50 to 100,000 words"},
+    {FLT_R_GOPHER_MAX_WORDS,
+     "gopher_max_words",
+     FLT_DOC_MAX,
+     {100000, 100000, OFF},
+     "words",
+     "Gopher quality filter (Rae et al. 2021, A.1.1): 50 to 100,000 words"},
     {FLT_R_C4_LOREM,
      "c4_lorem_ipsum",
      FLT_DOC_MAX,
@@ -63,18 +75,6 @@ const struct flt_rule flt_rules[FLT_R_COUNT] = {
      "lines not ending in . ! ? or \"",
      "C4 (Raffel et al. 2020, sec. 2.2) kept only such lines; off by default because FineWeb "
      "(Penedo et al. 2024) found it removes too much and uses fineweb_punct_lines instead"},
-    {FLT_R_GOPHER_MIN_WORDS,
-     "gopher_min_words",
-     FLT_DOC_MIN,
-     {50, OFF, OFF},
-     "words",
-     "Gopher quality filter (Rae et al. 2021, A.1.1): 50 to 100,000 words"},
-    {FLT_R_GOPHER_MAX_WORDS,
-     "gopher_max_words",
-     FLT_DOC_MAX,
-     {100000, 100000, OFF},
-     "words",
-     "Gopher quality filter (Rae et al. 2021, A.1.1): 50 to 100,000 words"},
     {FLT_R_GOPHER_MIN_MEAN_WORD,
      "gopher_min_mean_word_length",
      FLT_DOC_MIN,
@@ -877,6 +877,24 @@ int flt_decide(struct flt_engine *e, const struct tm_doc *doc, struct flt_decisi
     if (dom == TM_DOMAIN_CODE)
         prose = flt_code_regions(doc->lang, doc->text, doc->text_len, &e->regions);
 
+    /* The word count first, alone: it is cheap, and a document outside Gopher's range (a
+     * 10 MB dump has far more than 100,000 words) skips every other measurement. */
+    double thr_min = dc->thr[FLT_R_GOPHER_MIN_WORDS], thr_max = dc->thr[FLT_R_GOPHER_MAX_WORDS];
+    if (!all && (!isnan(thr_min) || !isnan(thr_max))) {
+        double words = (double)flt_count_words(doc->text, doc->text_len);
+        unsigned fail = !isnan(thr_min) && words < thr_min   ? FLT_R_GOPHER_MIN_WORDS
+                        : !isnan(thr_max) && words > thr_max ? FLT_R_GOPHER_MAX_WORDS
+                                                             : FLT_RULE_NONE;
+        if (fail != FLT_RULE_NONE) {
+            d->values[fail] = (float)words;
+            d->fired |= 1ull << fail;
+            d->action = FLT_REMOVED;
+            d->rule = fail;
+            d->removed_bytes = doc->text_len;
+            return TM_OK;
+        }
+    }
+
     double values[FLT_R_COUNT];
     flt_metrics(e->scratch, doc->text, doc->text_len, prose ? NULL : &e->regions, groups, values,
                 span_rules, &d->spans);
@@ -909,7 +927,10 @@ int flt_decide(struct flt_engine *e, const struct tm_doc *doc, struct flt_decisi
         if (isnan(thr))
             continue;
         if (flt_rule_group(rule->id) == FLT_G_NGRAMS && !ngrams_done) {
-            flt_metrics_ngrams(e->scratch, values);
+            /* Not for a document over gopher_max_words (removed by that rule whatever its
+             * repetition): its n-gram tables would be the biggest of all, for nothing. */
+            if (isnan(thr_max) || !(values[FLT_R_GOPHER_MAX_WORDS] > thr_max))
+                flt_metrics_ngrams(e->scratch, values);
             ngrams_done = 1;
         }
         double v = values[rule->id];

@@ -785,6 +785,65 @@ static void test_config_print_reads_back(void **state)
     flt_config_release(&back);
 }
 
+/* ---- Word counts and evaluation order -------------------------------------------------- */
+
+static void test_count_words_matches_scalar(void **state)
+{
+    (void)state;
+    uint64_t rng = 99;
+    static const char alphabet[] = "ab \n\t\r\v\f.\xc3\xa9";
+    for (int round = 0; round < 2000; round++) {
+        size_t n = tm_splitmix64(&rng) % 300;
+        char *t = malloc(n + 1);
+        for (size_t i = 0; i < n; i++)
+            t[i] = alphabet[tm_splitmix64(&rng) % (sizeof alphabet - 1)];
+        size_t want = 0;
+        int in = 0;
+        for (size_t i = 0; i < n; i++) {
+            int w = !(t[i] == ' ' || (t[i] >= '\t' && t[i] <= '\r'));
+            want += w && !in;
+            in = w;
+        }
+        assert_int_equal(flt_count_words(t, n), want);
+        free(t);
+    }
+}
+
+/* Stopping at the first failing rule (the default) decides exactly as evaluating every rule. */
+static void test_first_failure_equals_all_rules(void **state)
+{
+    (void)state;
+    uint64_t rng = 5;
+    struct flt_config first = cfg;
+    first.all_rules = 0;
+    struct flt_decision a, b;
+    flt_decision_init(&a);
+    flt_decision_init(&b);
+    for (int round = 0; round < 400; round++) {
+        struct text t = {0};
+        int lines = 1 + (int)(tm_splitmix64(&rng) % 12);
+        for (int l = 0; l < lines; l++) {
+            words(&t, (unsigned)(tm_splitmix64(&rng) % 40),
+                  1 + (unsigned)(tm_splitmix64(&rng) % 20), 3 + tm_splitmix64(&rng) % 8);
+            static const char *const ends[] = {".\n",    "\n",    "...\n", " the of.\n",
+                                               " {x}\n", "!\n\n", " #\n",  " javascript\n"};
+            tx_add(&t, "%s", ends[tm_splitmix64(&rng) % 8]);
+        }
+        int dom = (int)(tm_splitmix64(&rng) % TM_DOMAIN_COUNT);
+        use_cfg = &first;
+        decide(t.s, t.n, dom, &a);
+        use_cfg = &cfg;
+        decide(t.s, t.n, dom, &b);
+        assert_int_equal(a.action, b.action);
+        assert_int_equal(a.rule, b.rule);
+        assert_int_equal(a.spans.n, b.spans.n);
+        assert_true((a.fired & ~b.fired) == 0); /* the short path never fires more */
+        free(t.s);
+    }
+    flt_decision_release(&a);
+    flt_decision_release(&b);
+}
+
 /* ---- Code regions ---------------------------------------------------------------------------- */
 
 static void test_code_regions(void **state)
@@ -837,6 +896,8 @@ int main(void)
         cmocka_unit_test(test_config_parse),
         cmocka_unit_test(test_config_print_reads_back),
         cmocka_unit_test(test_code_regions),
+        cmocka_unit_test(test_count_words_matches_scalar),
+        cmocka_unit_test(test_first_failure_equals_all_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
