@@ -108,6 +108,7 @@ struct agg_dom {
 
 struct agg {
     struct agg_dom dom[TM_DOMAIN_COUNT];
+    uint64_t corrupt; /* stored decisions that did not decode (logged, skipped) */
 };
 
 static void agg_add(struct agg *a, const struct flt_decision *d)
@@ -217,6 +218,7 @@ static void agg_json(const struct agg *a, cJSON *out)
         }
     }
     dom_counts_json(out, &all);
+    tm_stats_add(out, "corrupt_decisions", (int64_t)a->corrupt);
     cJSON *rules = tm_stats_obj(out, "rules");
     for (int r = 0; r < FLT_R_COUNT; r++)
         rule_json(rules, r, &all.rule[r]);
@@ -471,6 +473,8 @@ static int total_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
                  k.mv_size == 8 ? tm_be64_get(k.mv_data) : 0);
         if (flt_decision_decode(v.mv_data, v.mv_size, &d, NULL, what) == TM_OK)
             agg_add(a, &d);
+        else
+            a->corrupt++;
     }
     flt_decision_release(&d);
     mdb_cursor_close(cur);

@@ -461,6 +461,78 @@ static void test_c4_line_rules_remove_lines(void **state)
     flt_decision_release(&d);
 }
 
+static void test_c4_terminal_punctuation_lines(void **state)
+{
+    (void)state;
+    /* off by default; when on, lines not ending in . ! ? " are removed */
+    struct flt_config on = cfg;
+    for (int r = 0; r < FLT_R_COUNT; r++)
+        if (flt_rules[r].kind == FLT_DOC_MIN || flt_rules[r].kind == FLT_DOC_MAX)
+            on.dom[TM_DOMAIN_TEXT].thr[flt_rules[r].id] = NAN;
+    const char *text = "A finished line.\nA heading\n\"Quoted.\"\nDone!";
+    struct flt_decision d;
+    flt_decision_init(&d);
+    use_cfg = &on;
+    decide(text, strlen(text), TM_DOMAIN_TEXT, &d);
+    assert_int_equal(d.spans.n, 0);
+    on.dom[TM_DOMAIN_TEXT].thr[FLT_R_C4_PUNCT_LINES] = 1;
+    decide(text, strlen(text), TM_DOMAIN_TEXT, &d);
+    use_cfg = &cfg;
+    assert_int_equal(d.spans.n, 1);
+    assert_int_equal(d.spans.v[0].rule, FLT_R_C4_PUNCT_LINES);
+    assert_memory_equal(text + d.spans.v[0].start, "A heading\n",
+                        d.spans.v[0].end - d.spans.v[0].start);
+    flt_decision_release(&d);
+}
+
+/* The toxicity threshold: a score equal to it keeps the document (spans removed), just above
+ * removes it. The lexicon is given in memory: "grobble", weight 2. */
+static void test_toxicity_threshold(void **state)
+{
+    (void)state;
+    struct flt_lexicon_spec ls = {.lang = "en"};
+    struct flt_tox_text lex = {"mem", "grobble\t2\n", 10};
+    struct flt_tox_spec spec = {.lexicons = &ls, .nlexicons = 1};
+    struct flt_tox *tox;
+    assert_int_equal(flt_tox_new_mem(&spec, &lex, NULL, &tox), TM_OK);
+    struct flt_config c = cfg;
+    for (int r = 0; r < FLT_R_COUNT; r++)
+        if (flt_rules[r].kind == FLT_DOC_MIN || flt_rules[r].kind == FLT_DOC_MAX)
+            c.dom[TM_DOMAIN_TEXT].thr[flt_rules[r].id] = NAN;
+    c.dom[TM_DOMAIN_TEXT].tox.enabled = 1;
+    c.dom[TM_DOMAIN_TEXT].tox.threshold = 10; /* per 1,000 words: weight 2 in 200 words */
+    struct flt_engine e;
+    flt_engine_init(&e, &c, tox);
+    for (int outside = 0; outside < 2; outside++) {
+        struct text t = {0};
+        words(&t, 0, outside ? 99 : 100, 5); /* with the 3 + 97 below: 199 or 200 words */
+        tx_add(&t, ". One grobble here.");
+        words(&t, 200, 97, 5);
+        tx_add(&t, ".");
+        struct tm_doc doc = {.domain = TM_DOMAIN_TEXT, .lang = "und", .text = t.s, .text_len = t.n};
+        struct flt_decision d;
+        flt_decision_init(&d);
+        assert_int_equal(flt_decide(&e, &doc, &d), TM_OK);
+        assert_int_equal(d.tox_hits, 1);
+        if (outside) {
+            assert_true(d.tox_score > 10);
+            assert_int_equal(d.action, FLT_REMOVED);
+            assert_int_equal(d.rule, FLT_R_TOXICITY);
+        } else {
+            assert_true(d.tox_score == 10);
+            assert_int_equal(d.action, FLT_KEPT_SPANS);
+            assert_int_equal(d.spans.n, 1);
+            /* the sentence and the space after it */
+            assert_int_equal(d.spans.v[0].end - d.spans.v[0].start, 18);
+            assert_memory_equal(t.s + d.spans.v[0].start, "One grobble here. ", 18);
+        }
+        flt_decision_release(&d);
+        free(t.s);
+    }
+    flt_engine_release(&e);
+    flt_tox_free(tox);
+}
+
 /* ---- Code and math ---------------------------------------------------------------------- */
 
 /* `lines` lines of exactly `len` bytes before their newline. */
@@ -887,6 +959,8 @@ int main(void)
         cmocka_unit_test(test_fineweb_lines),
         cmocka_unit_test(test_c4_document_rules),
         cmocka_unit_test(test_c4_line_rules_remove_lines),
+        cmocka_unit_test(test_c4_terminal_punctuation_lines),
+        cmocka_unit_test(test_toxicity_threshold),
         cmocka_unit_test(test_code_rules),
         cmocka_unit_test(test_math_rules),
         cmocka_unit_test(test_prose_rules_leave_code_and_math_alone),
