@@ -7,11 +7,13 @@
  *      $(pkg-config --libs libpcre2-8 libxxhash inih lmdb libcjson) -lm -lpthread -o /tmp/tox_speed
  * Run:
  *   /tmp/tox_speed FILE [--lexicon PATH]... [--no-obf] [--no-allow] [--chunk BYTES]
- *                  [--ref-max BYTES]
+ *                  [--ref-max BYTES] [--list]
  * FILE is scanned in chunks of --chunk bytes (default 8192, cut after a newline; a chunk stands
  * for a document), with the built-in English lexicon and allow list unless --lexicon is given.
  * The reference scanner sees the first --ref-max bytes (default 8 MiB; it is slow). Prints MB/s
- * (10^6 bytes per second of wall time, best of 3 runs) and hit counts. */
+ * (10^6 bytes per second of wall time, best of 3 runs) and hit counts. --list also prints every
+ * hit of the prefiltered scan, one a line: offset, term, "obf" for a disguise, the matched text
+ * (a way to review false positives on real text). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +33,19 @@ static double now(void)
 typedef int (*scan_fn)(const struct flt_tox *, struct flt_tox_scratch *, const char *, size_t,
                        size_t, struct flt_tox_hits *);
 
-/* Scans data[0..n) chunk by chunk; returns seconds, sets *nhits. */
+/* Prints the hits of one chunk (--list); data is the whole file, hit offsets are in it. */
+static void list_hits(const struct flt_tox *t, const char *data, const struct flt_tox_hits *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const struct flt_tox_hit *x = &h->v[i];
+        printf("%u\t%s\t%s\t%.*s\n", x->start, flt_tox_term(t, x->term),
+               x->obfuscated ? "obf" : "-", (int)(x->end - x->start), data + x->start);
+    }
+}
+
+/* Scans data[0..n) chunk by chunk; returns seconds, sets *nhits. With `list`, prints the hits. */
 static double pass(scan_fn fn, const struct flt_tox *t, struct flt_tox_scratch *s, const char *data,
-                   size_t n, size_t chunk, size_t *nhits, double *weight)
+                   size_t n, size_t chunk, size_t *nhits, double *weight, int list)
 {
     struct flt_tox_hits h;
     flt_tox_hits_init(&h, 0);
@@ -51,6 +63,8 @@ static double pass(scan_fn fn, const struct flt_tox *t, struct flt_tox_scratch *
             fprintf(stderr, "scan failed at %zu\n", off);
             exit(1);
         }
+        if (list)
+            list_hits(t, data, &h);
         *nhits += h.n + h.dropped;
         for (size_t i = 0; i < h.n; i++)
             *weight += h.v[i].weight;
@@ -66,12 +80,14 @@ int main(int argc, char **argv)
     const char *file = NULL;
     struct flt_lexicon_spec lex[16];
     size_t nlex = 0, chunk = 8192, ref_max = 8u << 20;
-    int obf = 1, allow = 1;
+    int obf = 1, allow = 1, list = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--lexicon") && i + 1 < argc && nlex < 16)
             lex[nlex++] = (struct flt_lexicon_spec){argv[++i], NULL, 0, NULL};
         else if (!strcmp(argv[i], "--no-obf"))
             obf = 0;
+        else if (!strcmp(argv[i], "--list"))
+            list = 1;
         else if (!strcmp(argv[i], "--no-allow"))
             allow = 0;
         else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
@@ -84,7 +100,7 @@ int main(int argc, char **argv)
     if (!file || !chunk) {
         fprintf(stderr,
                 "usage: tox_speed FILE [--lexicon PATH]... [--no-obf] [--no-allow] [--chunk N] "
-                "[--ref-max N]\n");
+                "[--ref-max N] [--list]\n");
         return 2;
     }
     if (nlex == 0)
@@ -103,15 +119,17 @@ int main(int argc, char **argv)
     size_t hits = 0, rhits = 0, fhits = 0;
     double w, rw, fw, best = 1e30, rbest = 1e30;
     for (int r = 0; r < (getenv("REPS") ? atoi(getenv("REPS")) : 3); r++) {
-        double dt = pass(flt_tox_scan, t, s, data, n, chunk, &hits, &w);
+        double dt = pass(flt_tox_scan, t, s, data, n, chunk, &hits, &w, 0);
         best = dt < best ? dt : best;
     }
     size_t rn = n < ref_max ? n : ref_max;
     for (int r = 0; r < (rn < n ? 1 : 3); r++) {
-        double dt = pass(flt_tox_scan_reference, t, s, data, rn, chunk, &rhits, &rw);
+        double dt = pass(flt_tox_scan_reference, t, s, data, rn, chunk, &rhits, &rw, 0);
         rbest = dt < rbest ? dt : rbest;
     }
-    pass(flt_tox_scan, t, s, data, rn, chunk, &fhits, &fw);
+    pass(flt_tox_scan, t, s, data, rn, chunk, &fhits, &fw, 0);
+    if (list)
+        pass(flt_tox_scan, t, s, data, n, chunk, &hits, &w, 1);
     printf("%s: %zu bytes, %zu terms, build %.0f ms, obfuscation %s\n", file, n, flt_tox_nterms(t),
            build * 1e3, obf ? "on" : "off");
     printf("  prefiltered: %8.1f MB/s  %zu hits (weight %.1f)\n", (double)n / best / 1e6, hits, w);

@@ -23,7 +23,7 @@ extern const unsigned char flt_builtin_allow_en[];
 extern const unsigned long flt_builtin_allow_en_size;
 
 /* Bumped whenever the generated patterns change meaning, so flt_tox_hash changes with them. */
-#define FLT_TOX_PATTERN_VERSION "flt_tox patterns v1"
+#define FLT_TOX_PATTERN_VERSION "flt_tox patterns v2 (letters-only disguises, name flag)"
 /* A pattern's text; a lexicon at the term cap stays far below it. */
 #define FLT_TOX_MAX_PATTERN (256u << 20)
 /* The JIT stack: callouts make PCRE2 backtrack through every alternative, which needs little
@@ -345,6 +345,7 @@ static int build(struct flt_tox *t)
         const struct flt_term *term = &t->ls.terms[k];
         const char *cat = t->ls.cats[term->category];
         XXH3_64bits_update(h, &term->weight, sizeof(term->weight));
+        XXH3_64bits_update(h, &term->flags, sizeof(term->flags));
         XXH3_64bits_update(h, cat, strlen(cat) + 1);
     }
     t->hash = XXH3_64bits_digest(h);
@@ -512,9 +513,11 @@ enum cb_mode { CB_BEST, CB_ALL, CB_ALLOW };
 
 struct cb_state {
     enum cb_mode mode;
+    const struct flt_tox *t;
     struct flt_tox_scratch *s;
     struct flt_cand best;
     int have;
+    int raw;                     /* CB_ALL: record matches that accepted() refuses too */
     uint32_t hit_start, hit_end; /* CB_ALLOW: the hit an allow match must cover */
 };
 
@@ -534,6 +537,39 @@ static int cand_cmp(const void *va, const void *vb)
     return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
 }
 
+/* The rules of the matcher that no regex states (flt_tox.h, "Obfuscations" and "Flags"): 0 when
+ * match k of `subj` is no hit. Applied in the callout, which the prefiltered and the reference
+ * scans share, so both apply them identically; refusing only removes matches, so the prefilter
+ * stays a superset. */
+static int accepted(const struct flt_tox *t, const unsigned char *subj, const struct flt_cand *k)
+{
+    const struct flt_term *term = &t->ls.terms[k->id / FLT_TOX_NVARIANTS];
+    unsigned v = k->id % FLT_TOX_NVARIANTS;
+    const unsigned char *p = subj + k->start, *e = subj + k->end;
+    if (v == FLT_V_OBF) {
+        /* Letters only: a hit when some letter runs FLT_TOX_OBF_LETTER_RUN times (any case). */
+        unsigned run = 0, prev = 0;
+        int long_run = 0;
+        for (; p < e; p++) {
+            unsigned c = *p | 0x20u; /* ASCII letters to lower case; no other byte lands in a-z */
+            if (c < 'a' || c > 'z')
+                return 1;
+            run = c == prev ? run + 1 : 1;
+            prev = c;
+            long_run |= run >= FLT_TOX_OBF_LETTER_RUN;
+        }
+        return long_run;
+    }
+    if (v == FLT_V_PLAIN && (term->flags & FLT_F_NAME) && p < e && *p >= 'A' && *p <= 'Z') {
+        /* Capitalized ("Dick", not "DICK"): a name. */
+        for (p++; p < e; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                return 1;
+        return 0;
+    }
+    return 1;
+}
+
 /* Called by PCRE2 at the end of every pattern, i.e. once per way the pattern matches; it records
  * the match and fails, so PCRE2 goes on to the next way. */
 static int on_callout(pcre2_callout_block *cb, void *data)
@@ -546,6 +582,8 @@ static int on_callout(pcre2_callout_block *cb, void *data)
     struct flt_cand k = {(uint32_t)cb->start_match, (uint32_t)cb->current_position, 0};
     for (const unsigned char *m = cb->mark; m && *m; m++)
         k.id = k.id * 10 + (uint32_t)(*m - '0');
+    if (!c->raw && !accepted(c->t, cb->subject, &k))
+        return 1;
     if (c->mode == CB_BEST) {
         if (!c->have || cand_before(&k, &c->best))
             c->best = k;
@@ -600,40 +638,36 @@ static int allowed(struct selector *sel, const struct flt_cand *c)
         return 0;
     size_t w = sel->t->allow_window;
     size_t ws = c->start > w ? c->start - w : 0;
-    struct cb_state cs = {CB_ALLOW, sel->s, {0, 0, 0}, 0, c->start, c->end};
+    struct cb_state cs = {
+        .mode = CB_ALLOW, .t = sel->t, .s = sel->s, .hit_start = c->start, .hit_end = c->end};
     pcre2_set_offset_limit(sel->s->mc, c->start);
     int rc = run(sel->t->allow, sel->s, &cs, sel->text, sel->n, ws);
     pcre2_set_offset_limit(sel->s->mc, PCRE2_UNSET);
     return rc;
 }
 
-static int take(struct selector *sel, const struct flt_cand *c);
+static int collect_unanchored(const struct flt_tox *t, struct flt_tox_scratch *s, const char *text,
+                              size_t n, int reference, int raw);
 
-/* Marks the terms that hit inside some allow phrase as written (scanned like a text, without
- * the allow list); only their hits are worth an allow check. */
+/* Marks the terms that match anywhere inside some allow phrase as written, before accepted()
+ * and hit selection (which depend on case and on overlapping terms: "Moby Dick" in a text may
+ * differ from "moby dick" in the list); only their hits are worth an allow check. */
 static int mark_allowable(struct flt_tox *t)
 {
-    pcre2_code *allow = t->allow;
-    t->allow = NULL;
     struct flt_tox_scratch *s = flt_tox_scratch_new(t);
-    struct flt_tox_hits h;
-    flt_tox_hits_init(&h, 0);
     int rc = s ? TM_OK : TM_ERR_NOMEM;
     t->allow_window = 0;
     for (size_t k = 0; k < t->ls.nallow && rc == TM_OK; k++) {
         size_t len = strlen(t->ls.allow[k]);
         if (len > t->allow_window)
             t->allow_window = len;
-        flt_tox_hits_reset(&h);
-        rc = flt_tox_scan_reference(t, s, t->ls.allow[k], len, 0, &h);
-        for (size_t i = 0; i < h.n; i++)
-            t->ls.terms[h.v[i].term].allowable = 1;
+        rc = collect_unanchored(t, s, t->ls.allow[k], len, 1, 1);
+        for (size_t i = 0; i < s->ncand && rc == TM_OK; i++)
+            t->ls.terms[s->cand[i].id / FLT_TOX_NVARIANTS].allowable = 1;
     }
     if (t->allow_window > FLT_TOX_ALLOW_WINDOW)
         t->allow_window = FLT_TOX_ALLOW_WINDOW;
-    flt_tox_hits_release(&h);
     flt_tox_scratch_free(s);
-    t->allow = allow;
     return rc;
 }
 
@@ -680,11 +714,12 @@ static int check_size(size_t n, size_t base)
 }
 
 /* Collects every match of every unanchored group into s->cand, sorted. With `reference`, the
- * fast terms' patterns are scanned unanchored too. */
+ * fast terms' patterns are scanned unanchored too; with `raw`, matches accepted() refuses are
+ * kept. */
 static int collect_unanchored(const struct flt_tox *t, struct flt_tox_scratch *s, const char *text,
-                              size_t n, int reference)
+                              size_t n, int reference, int raw)
 {
-    struct cb_state c = {CB_ALL, s, {0, 0, 0}, 0, 0, 0};
+    struct cb_state c = {.mode = CB_ALL, .t = t, .s = s, .raw = raw};
     int rc = TM_OK;
     s->ncand = 0;
     for (unsigned d = 1; reference && d <= FLT_TOK_NCLASS && rc == TM_OK; d++)
@@ -703,7 +738,7 @@ int flt_tox_scan_reference(const struct flt_tox *t, struct flt_tox_scratch *s, c
 {
     int rc = check_size(n, base);
     if (rc == TM_OK)
-        rc = collect_unanchored(t, s, text, n, 1);
+        rc = collect_unanchored(t, s, text, n, 1, 0);
     struct selector sel = {t, s, text, n, base, hits, 0};
     for (size_t i = 0; i < s->ncand && rc == TM_OK; i++)
         rc = take(&sel, &s->cand[i]);
@@ -815,7 +850,7 @@ int flt_tox_scan(const struct flt_tox *t, struct flt_tox_scratch *s, const char 
 {
     int rc = check_size(n, base);
     if (rc == TM_OK)
-        rc = collect_unanchored(t, s, text, n, 0);
+        rc = collect_unanchored(t, s, text, n, 0, 0);
     struct selector sel = {t, s, text, n, base, hits, 0};
     const unsigned char *u = (const unsigned char *)text;
     const uint8_t *fl = t->tb.flags;
@@ -827,7 +862,7 @@ int flt_tox_scan(const struct flt_tox *t, struct flt_tox_scratch *s, const char 
             (((f & FLT_B_PLAIN) && walk_plain(t, u, n, p)) ||
              ((f & FLT_B_SPACED) && p + 2 < n && (fl[u[p + 1]] & FLT_B_SEP) &&
               walk_spaced(t, u, n, p)))) {
-            struct cb_state c = {CB_BEST, s, {0, 0, 0}, 0, 0, 0};
+            struct cb_state c = {.mode = CB_BEST, .t = t, .s = s};
             rc = run(t->disp[t->tb.tok[u[p]]], s, &c, text, n, p);
             if (rc == TM_OK && c.have) {
                 while (other < s->ncand && cand_before(&s->cand[other], &c.best) && rc == TM_OK)

@@ -3,8 +3,9 @@
  *
  * Lexicon files (the public LDNOOBW lists load as they are):
  *   - one term or phrase per line; blank lines and lines whose first byte is '#' are skipped;
- *   - optional fields after the term, separated by TAB: weight (a decimal > 0), then category
- *     (a name of [a-z0-9_-]); missing fields take the lexicon's defaults;
+ *   - optional fields after the term, separated by TAB: weight (a decimal > 0), category (a
+ *     name of [a-z0-9_-]), then flags (comma-separated names, below); missing or empty fields
+ *     take the lexicon's defaults (no flags); an unknown flag is an error naming file:line;
  *   - a term ending in '*' matches any word that starts with the rest ("fuck*" matches
  *     "fuckers"); words of a phrase are separated by one or more spaces in the file and match
  *     any run of whitespace in the text;
@@ -12,7 +13,8 @@
  * Allow lists (whitelists) have the same syntax without the fields: each line a phrase whose
  * matches cancel the hits they contain ("breast cancer" cancels the hit on "breast"). Allow
  * phrases match whole words like terms, case-insensitively for ASCII letters only; only the
- * terms that hit inside some allow phrase as written are checked against the allow list.
+ * terms that match somewhere inside some allow phrase as written (whatever the case, flag and
+ * letters-only rules below say) are checked against the allow list.
  *
  * Word boundaries: a term matches only as whole words, so a bad word inside an innocent one
  * (class, assessment, Scunthorpe, cockpit) is not a hit, except for lexicons of languages written
@@ -25,7 +27,21 @@
  * of one letter matches that many to 32 bytes of its class (a doubled letter stays doubled: "as"
  * is no "ass"); classes are the letter plus a4@ e3 i1!| l1| o0 s5$ t7, and '*' for a vowel that
  * is not the first letter; spaced forms put exactly one of " ._-" (the same one throughout)
- * between single letters ("Tom's hit" is no "shit").
+ * between single letters ("Tom's hit" is no "shit"). A repeated-letter match whose bytes are all
+ * ASCII letters counts only when some letter runs 3 or more times in a row, in any case
+ * ("fuuuck", "shiiit"): real words repeat letters at most twice, and "assess", "Pratt", "Scott",
+ * "bitt" are no disguises of "asses", "prat", "scot", "bit". A match with a digit, symbol or
+ * separator (sh1t, a$$, f*ck, f u c k) is not affected.
+ *
+ * Flags (4th field): `name`, for a term that is also a common given name, surname or proper noun
+ * (dick, prat, Lesbos): a plain match written Capitalized (first byte an ASCII capital, no other
+ * ASCII capital in the match: "Dick", "Moby-Dick") is no hit; "dick", "DICK", "dIck" and
+ * disguises ("D1ck") still are. A sentence starting with the word is missed too; that is the
+ * price.
+ *
+ * Both rules are part of what a match is: flt_tox_scan and flt_tox_scan_reference apply them the
+ * same way, and a refused match is no candidate at all (a shorter term at the same place may hit
+ * instead).
  *
  * Words: a word byte is [A-Za-z0-9_] or any byte >= 0x80, except that common Unicode spaces,
  * dashes, quotes and punctuation (U+00A0, U+2019, U+2014, ...; the table is in flt_tox_pat.c)
@@ -87,8 +103,9 @@ int flt_tox_new_mem(const struct flt_tox_spec *spec, const struct flt_tox_text *
 
 void flt_tox_free(struct flt_tox *t);
 
-/* A 64-bit hash of everything that decides matching (terms, weights, categories, languages,
- * allow lists, obfuscation): equal hashes, equal hits. */
+/* A 64-bit hash of everything that decides matching (terms, weights, categories, flags,
+ * languages, allow lists, obfuscation, the version of the matching rules): equal hashes, equal
+ * hits. */
 uint64_t flt_tox_hash(const struct flt_tox *t);
 /* Number of terms loaded, over all lexicons. */
 size_t flt_tox_nterms(const struct flt_tox *t);

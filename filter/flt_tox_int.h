@@ -11,7 +11,9 @@
  * that do not start with a letter) are scanned unanchored; the same code does a whole scan with
  * no prefilter (the reference scanner). At a position the longest match wins, found by a callout
  * at the end of each pattern that records every way the pattern can match and then fails, so
- * PCRE2 backtracks through all of them. */
+ * PCRE2 backtracks through all of them. The callout also applies the rules no regex states (a
+ * letters-only disguise needs a tripled letter; `name` terms spare Capitalized matches), so both
+ * scanners, which share it, refuse exactly the same matches. */
 #ifndef FLT_TOX_INT_H
 #define FLT_TOX_INT_H
 
@@ -40,6 +42,10 @@
 /* Repeated letters in an obfuscation: more than this many of one letter is decoration, and the
  * bound keeps every attempt of a pattern linear in this constant. */
 #define FLT_TOX_MAX_REPEAT 32
+/* An obfuscated match made of ASCII letters only counts when some letter runs this many times
+ * ("fuuuck"): at most doubled letters are how real words are spelled ("assess" is no "asses",
+ * "Pratt" no "prat"), found false positives on WikiText-2. */
+#define FLT_TOX_OBF_LETTER_RUN 3
 /* Obfuscation variants only for terms of at least this many letters: shorter ones ("ho", "tw")
  * would match too much once spaced or leet forms are allowed. */
 #define FLT_TOX_OBF_MIN_LETTERS 3
@@ -130,6 +136,10 @@ void flt_trie_add_spaced(struct flt_trie *tr, const struct flt_tables *tb, const
                          size_t len);
 
 /* ---- Terms ---------------------------------------------------------------------------------- */
+/* Flags of a term (the 4th field of a lexicon line; names in flt_tox_lex.c). */
+enum {
+    FLT_F_NAME = 1, /* also a common name: a plain match written Capitalized is no hit */
+};
 struct flt_term {
     char *text;   /* as written, '*' included */
     char *origin; /* "name:line" */
@@ -140,7 +150,8 @@ struct flt_term {
     uint8_t prefix; /* ended in '*' */
     uint8_t obf;    /* obfuscation variants compiled */
     uint8_t nospace;
-    uint8_t allowable; /* hits inside some allow phrase as written: worth an allow check */
+    uint8_t allowable; /* may match inside some allow phrase: worth an allow check */
+    uint8_t flags;     /* FLT_F_* */
 };
 
 /* What the parser collects from all lexicons and allow lists. */
@@ -155,7 +166,8 @@ struct flt_lexset {
 };
 
 /* Parses one lexicon (data[0..len), named `name` in messages and origins) and appends its
- * terms. `lang` decides the group; weight/category are the defaults. TM_OK, TM_ERR_FORMAT
+ * terms (fields and flags as in flt_tox.h). `lang` decides the group; weight/category are the
+ * defaults. TM_OK, TM_ERR_FORMAT
  * ("name:line: reason" logged), TM_ERR_TOOBIG (too many terms or categories). */
 int flt_lex_parse(struct flt_lexset *ls, const struct flt_tables *tb, const char *name,
                   const char *data, size_t len, const char *lang, double weight,

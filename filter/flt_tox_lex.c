@@ -14,6 +14,17 @@
 /* Languages written without spaces between words: their terms match anywhere in the text. */
 static const char *const flt_nospace_langs[] = {"ja", "zh", "th"};
 
+/* Term flags by name (the 4th field of a lexicon line, comma-separated). */
+static const struct flt_flag_name {
+    const char *name;
+    uint8_t bit;
+} flt_flag_names[] = {
+    {"name", FLT_F_NAME},
+};
+
+/* Fields of a lexicon line: term, weight, category, flags. */
+#define FLT_LEX_NFIELDS 4
+
 int flt_utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
@@ -109,6 +120,35 @@ static const char *check_term(const char *s, size_t n, size_t *stem_len, int *pr
     return NULL;
 }
 
+/* Parses the flags field s[0..n) (already trimmed): names of flt_flag_names separated by commas,
+ * spaces around them allowed, empty names skipped. On error returns the reason and sets *bad to
+ * the offending name. */
+static const char *parse_flags(const char *s, size_t n, uint8_t *flags, const char **bad,
+                               size_t *badlen)
+{
+    const char *p = s, *end = s + n;
+    *flags = 0;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *fs = p, *fe = comma ? comma : end;
+        p = comma ? comma + 1 : end;
+        trim(&fs, &fe);
+        if (fs == fe)
+            continue;
+        size_t k = 0, nk = sizeof(flt_flag_names) / sizeof(*flt_flag_names);
+        while (k < nk && !(strlen(flt_flag_names[k].name) == (size_t)(fe - fs) &&
+                           memcmp(flt_flag_names[k].name, fs, (size_t)(fe - fs)) == 0))
+            k++;
+        if (k == nk) {
+            *bad = fs;
+            *badlen = (size_t)(fe - fs);
+            return "unknown flag";
+        }
+        *flags |= flt_flag_names[k].bit;
+    }
+    return NULL;
+}
+
 /* Calls fn for each line that is neither blank nor a comment: [s, e) without the newline or a
  * final CR. Stops at the first error fn returns. */
 typedef int (*line_fn)(void *ctx, const char *name, size_t lineno, const char *s, const char *e);
@@ -149,13 +189,13 @@ static int lex_line(void *vctx, const char *name, size_t lineno, const char *s, 
 {
     struct lex_ctx *c = vctx;
     struct flt_lexset *ls = c->ls;
-    const char *field[3][2];
+    const char *field[FLT_LEX_NFIELDS][2];
     int nf = 0;
     const char *p = s;
     for (;;) {
         const char *tab = memchr(p, '\t', (size_t)(e - p));
-        if (nf == 3) {
-            tm_log_error("%s:%zu: more than three TAB-separated fields", name, lineno);
+        if (nf == FLT_LEX_NFIELDS) {
+            tm_log_error("%s:%zu: more than four TAB-separated fields", name, lineno);
             return TM_ERR_FORMAT;
         }
         field[nf][0] = p;
@@ -202,6 +242,21 @@ static int lex_line(void *vctx, const char *name, size_t lineno, const char *s, 
             return TM_ERR_FORMAT;
         }
     }
+    uint8_t flags = 0;
+    if (nf > 3) {
+        const char *bad = NULL;
+        size_t badlen = 0;
+        why = parse_flags(field[3][0], (size_t)(field[3][1] - field[3][0]), &flags, &bad, &badlen);
+        if (why) {
+            char known[128] = "";
+            for (size_t k = 0; k < sizeof(flt_flag_names) / sizeof(*flt_flag_names); k++)
+                snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+                         k ? ", " : "", flt_flag_names[k].name);
+            tm_log_error("%s:%zu: %s '%.*s' (known: %s)", name, lineno, why, (int)badlen, bad,
+                         known);
+            return TM_ERR_FORMAT;
+        }
+    }
     int category = category_index(ls, cat, cl);
     if (category < 0) {
         tm_log_error("%s:%zu: more than %d categories", name, lineno, FLT_TOX_MAX_CATEGORIES);
@@ -226,6 +281,7 @@ static int lex_line(void *vctx, const char *name, size_t lineno, const char *s, 
     t->category = (uint16_t)category;
     t->prefix = (uint8_t)prefix;
     t->nospace = (uint8_t)c->nospace;
+    t->flags = flags;
     int ascii = 1;
     for (size_t i = 0; i < n; i++)
         ascii &= (unsigned char)t->text[i] < 0x80;

@@ -238,6 +238,57 @@ static void test_fields_comments(void **state)
     flt_tox_free(t);
 }
 
+/* The flags field: `name` spares a Capitalized plain match; empty fields and spaces are fine. */
+static void test_flags(void **state)
+{
+    (void)state;
+    struct flt_tox *t = make("mine.txt",
+                             "dick\t\t\tname\n"
+                             "bob\t2\tx\t name , \n"
+                             "jo jo\t\t\tname\n"
+                             "caf\xc3\xa9\t\t\tname\n"
+                             "plain\t1\tx\t\n",
+                             "en", NULL, 0, 1);
+    assert_int_equal(flt_tox_nterms(t), 5);
+    const char *no[] = {"Dick", "Moby-Dick", "Bob's", "Jo jo", "Jo\tjo", "Café"};
+    const char *yes[] = {"dick", "DICK",  "dIck",  "DIck", "D1ck",  "Diiick", "bob",
+                         "BOB",  "Jo Jo", "jo jo", "café", "Plain", "PLAIN"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
+        if (count_hits(t, no[i]) != 0) {
+            print_error("hit in [%s]\n", no[i]);
+            fail();
+        }
+    for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
+        if (count_hits(t, yes[i]) != 1) {
+            print_error("no hit in [%s]\n", yes[i]);
+            fail();
+        }
+    /* The flag is part of the hash. */
+    struct flt_tox *u =
+        make("mine.txt", "dick\nbob\t2\tx\njo jo\ncaf\xc3\xa9\nplain\t1\tx\n", "en", NULL, 0, 1);
+    assert_true(flt_tox_hash(t) != flt_tox_hash(u));
+    assert_int_equal(count_hits(u, "Dick Bob"), 2);
+    flt_tox_free(u);
+    flt_tox_free(t);
+
+    /* The built-in lexicon, without its allow list: names are no hits, the words are. */
+    t = make("builtin", NULL, NULL, NULL, 0, 1);
+    const char *names[] = {
+        "Philip K. Dick wrote", "Dick Turpin", "Moby-Dick",    "Arturo Prat", "Carleton Coon",
+        "the genus Homo",       "Lesbos",      "Alan Cumming", "Greg Dyke"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+        if (count_hits(t, names[i]) != 0) {
+            print_error("hit in [%s]\n", names[i]);
+            fail();
+        }
+    one_hit(t, "what a dick", 7, 11, "dick", 0);
+    one_hit(t, "DICK", 0, 4, "dick", 0);
+    one_hit(t, "you prat", 4, 8, "prat", 0);
+    one_hit(t, "D1ck", 0, 4, "dick", 1);
+    assert_int_equal(count_hits(t, "Cock"), 1); /* not flagged */
+    flt_tox_free(t);
+}
+
 /* Loading `lex` fails with `err`, and the log names `where`. */
 static void bad(const char *lex, int err, const char *where)
 {
@@ -263,7 +314,9 @@ static void test_bad_lines(void **state)
     bad("ok\nfoo\tabc\n", TM_ERR_FORMAT, "bad.txt:2: weight");
     bad("foo\t-1\n", TM_ERR_FORMAT, "bad.txt:1: weight");
     bad("foo\t1\tBad Cat\n", TM_ERR_FORMAT, "bad.txt:1: category");
-    bad("#c\nfoo\t1\tx\textra\n", TM_ERR_FORMAT, "bad.txt:2: more than three");
+    bad("#c\nfoo\t1\tx\tname\textra\n", TM_ERR_FORMAT, "bad.txt:2: more than four");
+    bad("#c\nfoo\t1\tx\textra\n", TM_ERR_FORMAT, "bad.txt:2: unknown flag 'extra' (known: name)");
+    bad("foo\t\t\tname,Name\n", TM_ERR_FORMAT, "bad.txt:1: unknown flag 'Name'");
     bad("ok\nok\n\xff\xfe\n", TM_ERR_FORMAT, "bad.txt:3: invalid UTF-8");
     bad("caf\xc3\n", TM_ERR_FORMAT, "bad.txt:1: invalid UTF-8");
     bad("\xc0\xafoverlong\n", TM_ERR_FORMAT, "bad.txt:1: invalid UTF-8");
@@ -313,6 +366,16 @@ static void test_scunthorpe(void **state)
         "tit for tat",
         "spick and span",
         "a bastard file",
+        "We must assess the Pratt truss",
+        "Scott",
+        "bitt",
+        "assess",
+        "Philip K. Dick wrote",
+        "Moby-Dick",
+        "his bastard son",
+        "faggots and peas",
+        "a dolerite dyke",
+        "Pussy Riot",
         "hell",
         "damn it",
         "shitó",
@@ -384,9 +447,19 @@ static void test_obfuscations(void **state)
     one_hit(t, "b-1-t-c-h!", 0, 9, "bitch", 1);
     one_hit(t, "sh1tty", 0, 6, "shitty", 1);
     one_hit(t, "a$$hole", 0, 7, "asshole*", 1);
+    /* Letters only: a disguise needs a letter three times in a row. */
+    one_hit(t, "fuuuck", 0, 6, "fuck*", 1);
+    one_hit(t, "shiiit", 0, 6, "shit", 1);
+    one_hit(t, "ShIiIt", 0, 6, "shit", 1);
+    one_hit(t, "asss", 0, 4, "ass", 1);
+    one_hit(t, "Prattt", 0, 6, "prat", 1);
+    one_hit(t, "sh1tt", 0, 5, "shit", 1);
+    one_hit(t, "a$$ess", 0, 6, "asses", 1);
     /* Near misses: a doubled letter stays doubled, separators must agree, no digit-only. */
-    const char *miss[] = {"as", "a$",  "Tom's hit", "f u.c k", "fu ck", "f  u  c  k", "sh!",
-                          "b1", "*ss", "f**",       "5h",      "s h i", "fuc k"};
+    const char *miss[] = {"as",    "a$",     "Tom's hit", "f u.c k", "fu ck", "f  u  c  k",
+                          "sh!",   "b1",     "*ss",       "f**",     "5h",    "s h i",
+                          "fuc k", "assess", "Pratt",     "ASSESS",  "shiit", "fuuck",
+                          "bitt",  "tiit",   "cunnt"};
     for (size_t i = 0; i < sizeof(miss) / sizeof(*miss); i++)
         if (count_hits(t, miss[i]) != 0) {
             print_error("hit in [%s]\n", miss[i]);
@@ -534,6 +607,12 @@ static const char *const pieces[] = {
     "your",
     "self",
     "son",
+    "Dick",
+    "Pratt",
+    "assess",
+    "Moby",
+    "D",
+    "P",
 };
 
 static uint64_t tm_rand_below(uint64_t *r, uint64_t n)
@@ -548,17 +627,17 @@ static void put_term(uint64_t *r, const struct flt_tox *t, struct tm_buf *b)
     size_t n = strlen(term);
     if (n && term[n - 1] == '*')
         n--;
-    int how = (int)tm_rand_below(r, 8);
+    int how = (int)tm_rand_below(r, 9);
     char sep = " ._-"[tm_rand_below(r, 4)];
     for (size_t i = 0; i < n; i++) {
         char c = term[i];
         if (how == 1 && tm_rand_below(r, 3) == 0) /* leet */
             c = "4@3!1|05$7*"[tm_rand_below(r, 11)];
-        if (how == 2 && tm_rand_below(r, 3) == 0) /* repeat */
-            tm_buf_putc(b, c);
+        if (how == 2 && tm_rand_below(r, 3) == 0) /* repeat: doubled, sometimes tripled */
+            tm_buf_puts(b, tm_rand_below(r, 3) ? (char[]){c, 0} : (char[]){c, c, 0});
         if (how == 3 && tm_rand_below(r, 6) == 0) /* drop */
             continue;
-        if (how == 4 && tm_rand_below(r, 2) == 0) /* case */
+        if ((how == 4 && tm_rand_below(r, 2) == 0) || (how == 8 && i == 0)) /* case, Capital */
             c = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
         tm_buf_putc(b, c);
         if (how == 5 && i + 1 < n) /* spaced */
@@ -603,9 +682,10 @@ static void test_prefilter_random(void **state)
     struct flt_tox *plain = make("builtin", NULL, NULL, NULL, 0, 0);
     /* All groups at once: fast terms, byte-mode terms not starting with a letter, UTF terms. */
     struct flt_tox *mixed = make("mixed",
-                                 "shit\nass\n#hashtag\n(paren\nstra\xc3\x9f"
-                                 "e\ncaf\xc3\xa9*\nkill you\n"
-                                 "tit*\n2g1c\ns&m\nfoo'bar\nx\n",
+                                 "shit\nass\n#hashtag\t\t\tname\n(paren\nstra\xc3\x9f"
+                                 "e\t\t\tname\ncaf\xc3\xa9*\nkill you\n"
+                                 "tit*\n2g1c\ns&m\nfoo'bar\nx\ndick\t\t\tname\n"
+                                 "prat*\t\t\tname\n",
                                  "en", "ass's colt\n", 0, 1);
     compare_random(obf, obf, 1, 20000);
     compare_random(plain, obf, 2, 5000);
@@ -670,12 +750,19 @@ static void test_prefilter_real_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_builtin),           cmocka_unit_test(test_ldnoobw_file),
-        cmocka_unit_test(test_fields_comments),   cmocka_unit_test(test_bad_lines),
-        cmocka_unit_test(test_scunthorpe),        cmocka_unit_test(test_words_and_boundaries),
-        cmocka_unit_test(test_obfuscations),      cmocka_unit_test(test_allow),
-        cmocka_unit_test(test_nospace_languages), cmocka_unit_test(test_hit_cap),
-        cmocka_unit_test(test_prefilter_random),  cmocka_unit_test(test_prefilter_real_text),
+        cmocka_unit_test(test_builtin),
+        cmocka_unit_test(test_ldnoobw_file),
+        cmocka_unit_test(test_fields_comments),
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_bad_lines),
+        cmocka_unit_test(test_scunthorpe),
+        cmocka_unit_test(test_words_and_boundaries),
+        cmocka_unit_test(test_obfuscations),
+        cmocka_unit_test(test_allow),
+        cmocka_unit_test(test_nospace_languages),
+        cmocka_unit_test(test_hit_cap),
+        cmocka_unit_test(test_prefilter_random),
+        cmocka_unit_test(test_prefilter_real_text),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
