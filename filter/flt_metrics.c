@@ -671,6 +671,18 @@ struct byte_counts {
     size_t hash, lbrace, rbrace, cont, newline;
 };
 
+/* Adds the counts of u[i..n), a byte at a time (the tail of the vector loop, or all of it). */
+static void count_bytes_from(const unsigned char *u, size_t i, size_t n, struct byte_counts *c)
+{
+    for (; i < n; i++) {
+        c->hash += u[i] == '#';
+        c->lbrace += u[i] == '{';
+        c->rbrace += u[i] == '}';
+        c->newline += u[i] == '\n';
+        c->cont += (u[i] & 0xc0) == 0x80;
+    }
+}
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 
@@ -719,13 +731,7 @@ static void count_bytes(const unsigned char *u, size_t n, struct byte_counts *c)
         c->newline += lanes_sum(nl);
         c->cont += lanes_sum(ct);
     }
-    for (; i < n; i++) {
-        c->hash += u[i] == '#';
-        c->lbrace += u[i] == '{';
-        c->rbrace += u[i] == '}';
-        c->newline += u[i] == '\n';
-        c->cont += (u[i] & 0xc0) == 0x80;
-    }
+    count_bytes_from(u, i, n, c);
 }
 
 static inline size_t skip_space(const unsigned char *u, size_t i, size_t n)
@@ -755,13 +761,7 @@ static inline size_t skip_word(const unsigned char *u, size_t i, size_t n)
 static void count_bytes(const unsigned char *u, size_t n, struct byte_counts *c)
 {
     memset(c, 0, sizeof(*c));
-    for (size_t i = 0; i < n; i++) {
-        c->hash += u[i] == '#';
-        c->lbrace += u[i] == '{';
-        c->rbrace += u[i] == '}';
-        c->newline += u[i] == '\n';
-        c->cont += (u[i] & 0xc0) == 0x80;
-    }
+    count_bytes_from(u, 0, n, c);
 }
 
 static inline size_t skip_space(const unsigned char *u, size_t i, size_t n)
@@ -865,6 +865,18 @@ static inline uint64_t word_hash(const unsigned char *w, size_t len, size_t avai
     v ^= v >> 31;
     v *= 0x94d049bb133111ebull;
     return v ^ (v >> 29);
+}
+
+/* Counts the paragraph p[0..len) (its lines holding `line_bytes`), and whether it repeats an
+ * earlier one. */
+static void end_paragraph(struct flt_scratch *s, const unsigned char *p, size_t len,
+                          size_t line_bytes, size_t *paras, size_t *dups, size_t *dup_bytes)
+{
+    (*paras)++;
+    if (counter_at(&s->c2, counter_add(&s->c2, XXH3_64bits(p, len))) > 1) {
+        (*dups)++;
+        *dup_bytes += line_bytes;
+    }
 }
 
 /* ---- The pass ---------------------------------------------------------------------------- */
@@ -981,14 +993,9 @@ void flt_metrics(struct flt_scratch *s, const char *text, size_t n,
             b--;
         size_t len = b - a;
         if (len == 0) {
-            if (in_para && line_stats) {
-                paras++;
-                uint64_t h = XXH3_64bits(u + para_start, para_end - para_start);
-                if (counter_at(&s->c2, counter_add(&s->c2, h)) > 1) {
-                    dup_paras++;
-                    dup_para_bytes += para_bytes;
-                }
-            }
+            if (in_para && line_stats)
+                end_paragraph(s, u + para_start, para_end - para_start, para_bytes, &paras,
+                              &dup_paras, &dup_para_bytes);
             in_para = 0;
         } else {
             if (!in_para) {
@@ -1021,14 +1028,9 @@ void flt_metrics(struct flt_scratch *s, const char *text, size_t n,
             break;
         i = e + 1;
     }
-    if (in_para && line_stats) {
-        paras++;
-        uint64_t h = XXH3_64bits(u + para_start, para_end - para_start);
-        if (counter_at(&s->c2, counter_add(&s->c2, h)) > 1) {
-            dup_paras++;
-            dup_para_bytes += para_bytes;
-        }
-    }
+    if (in_para && line_stats)
+        end_paragraph(s, u + para_start, para_end - para_start, para_bytes, &paras, &dup_paras,
+                      &dup_para_bytes);
 
     if (line_stats) {
         double L = (double)lines, LB = (double)line_bytes;

@@ -66,6 +66,33 @@ print("null" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) els
 PY
 }
 
+# kill_runs REF_NS DIVISOR MAX_KILLS MIN_KILLS CMD...: starts CMD (a tokenmill command line) up
+# to 60 times, each time killing it with SIGKILL at a random moment within the first
+# REF_NS / DIVISOR nanoseconds (REF_NS: how long an uninterrupted run took). Resumed runs have
+# less left to do, so the window is a fraction of a whole run. Stops after MAX_KILLS kills or when
+# a run finishes first; fails the test when fewer than MIN_KILLS runs were killed mid-way.
+kill_runs() {
+  local ref_ns=$1 div=$2 max=$3 min=$4 kills=0 pid window delay_ns
+  shift 4
+  for _ in $(seq 1 60); do
+    "$@" >/dev/null 2>"$T/kill.err" &
+    pid=$!
+    window=$((ref_ns / div > 1000000 ? ref_ns / div : 1000000))
+    delay_ns=$(((RANDOM * 32768 + RANDOM) % window))
+    sleep "$(printf '%d.%09d' $((delay_ns / 1000000000)) $((delay_ns % 1000000000)))"
+    if kill -9 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null || true
+      kills=$((kills + 1))
+    else
+      wait "$pid" && break
+    fi
+    [ "$kills" -ge "$max" ] && break
+  done
+  echo "killed $kills runs"
+  [ "$kills" -ge "$min" ] || fail "only $kills runs were killed mid-way; the test proves nothing"
+  ok
+}
+
 done_checks() {
   echo "$TEST_NAME: $CHECKS checks passed"
 }

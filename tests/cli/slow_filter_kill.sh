@@ -29,25 +29,7 @@ expect_eq "$(wc -l <"$T/ref.jsonl")" 120000 "decisions in the uninterrupted run"
 
 W="$T/killed"
 cp -r "$T/base" "$W"
-kills=0
-for round in $(seq 1 40); do
-  "$TOKENMILL" filter --workdir "$W" "${opts[@]}" >/dev/null 2>"$T/kill.err" &
-  pid=$!
-  # within the first fifth of the uninterrupted run: resumed runs have less left to do
-  window=$((ref_ns / 5 > 1000000 ? ref_ns / 5 : 1000000))
-  delay_ns=$(((RANDOM * 32768 + RANDOM) % window))
-  sleep "$(printf '%d.%09d' $((delay_ns / 1000000000)) $((delay_ns % 1000000000)))"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null || true
-    kills=$((kills + 1))
-  else
-    wait "$pid" && break
-  fi
-  [ "$kills" -ge 8 ] && break
-done
-echo "killed $kills runs"
-[ "$kills" -ge 3 ] || fail "only $kills runs were killed mid-way; the test proves nothing"
-ok
+kill_runs "$ref_ns" 5 8 3 "$TOKENMILL" filter --workdir "$W" "${opts[@]}"
 tm filter --workdir "$W" "${opts[@]}" --export "$T/got.jsonl" --stats-json "$T/got.json"
 expect_rc 0 "final rerun"
 cmp -s "$T/ref.jsonl" "$T/got.jsonl" || {

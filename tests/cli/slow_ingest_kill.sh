@@ -38,26 +38,7 @@ total=$(wc -l <"$T/ref.list")
 expect_eq "$total" $((150000 + 1500 + 400)) "documents in the uninterrupted run"
 
 W="$T/killed"
-kills=0
-for round in $(seq 1 60); do
-  "$TOKENMILL" ingest --workdir "$W" "${opts[@]}" "$F" >/dev/null 2>"$T/kill.err" &
-  pid=$!
-  # A random moment within the first third of the uninterrupted run's duration: each resumed
-  # run has less left to do, and the test needs kills that land mid-way.
-  window=$(( ref_ns / 3 > 1000000 ? ref_ns / 3 : 1000000 ))
-  delay_ns=$(( (RANDOM * 32768 + RANDOM) % window ))
-  sleep "$(printf '%d.%09d' $((delay_ns / 1000000000)) $((delay_ns % 1000000000)))"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null || true
-    kills=$((kills + 1))
-  else
-    wait "$pid" && break
-  fi
-  [ "$kills" -ge 12 ] && break
-done
-echo "killed $kills runs"
-[ "$kills" -ge 5 ] || fail "only $kills runs were killed mid-way; the test proves nothing"
-ok
+kill_runs "$ref_ns" 3 12 5 "$TOKENMILL" ingest --workdir "$W" "${opts[@]}" "$F"
 tm ingest --workdir "$W" "${opts[@]}" "$F"
 expect_rc 0 "final rerun"
 tm inspect --workdir "$W" --list
