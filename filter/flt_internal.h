@@ -109,6 +109,7 @@ struct flt_tox_domain {
                          is at least this; below it, spans */
     enum flt_span_unit spans;
     double quoted_weight; /* factor on the weight of a hit written in quotation marks */
+    int obfuscated;       /* count disguised forms ("sh1t", "f u c k") in this domain */
 };
 
 struct flt_domain_cfg {

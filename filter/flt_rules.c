@@ -345,6 +345,9 @@ void flt_config_defaults(struct flt_config *cfg)
         cfg->dom[d].tox.threshold = flt_rule_by_id(FLT_R_TOXICITY)->def[d];
         cfg->dom[d].tox.spans = d == TM_DOMAIN_CODE ? FLT_SPAN_OFF : FLT_SPAN_SENTENCE;
         cfg->dom[d].tox.quoted_weight = TOX_QUOTED_WEIGHT;
+        /* Disguises only in prose: in code and mathematics, spaced capitals ("A S S E S" in a
+         * table), truth tables ("T | T") and names with digits look like them. */
+        cfg->dom[d].tox.obfuscated = d == TM_DOMAIN_TEXT;
     }
     cfg->lexicons = tm_xcalloc(1, sizeof(*cfg->lexicons));
     cfg->nlexicons = 1; /* the built-in English lexicon */
@@ -474,6 +477,12 @@ static int set_domain(struct flt_domain_cfg *dc, const char *key, const char *va
             return TM_OK;
         }
         snprintf(err, errlen, "toxicity_quoted_weight: want a number from 0 to 1, not '%s'", value);
+        return TM_ERR_USAGE;
+    }
+    if (!strcmp(key, "toxicity_obfuscated")) {
+        if (parse_bool(value, &dc->tox.obfuscated) == 0)
+            return TM_OK;
+        snprintf(err, errlen, "toxicity_obfuscated: want on or off, not '%s'", value);
         return TM_ERR_USAGE;
     }
     if (!strcmp(key, "toxicity_spans")) {
@@ -684,9 +693,9 @@ void flt_config_print(const struct flt_config *cfg, FILE *out)
         print_comment(out, line);
         fprintf(out,
                 "toxicity = %s\ntoxicity_threshold = %g\ntoxicity_spans = %s\n"
-                "toxicity_quoted_weight = %g\n",
+                "toxicity_quoted_weight = %g\ntoxicity_obfuscated = %s\n",
                 dc->tox.enabled ? "on" : "off", dc->tox.threshold, span_units[dc->tox.spans],
-                dc->tox.quoted_weight);
+                dc->tox.quoted_weight, dc->tox.obfuscated ? "on" : "off");
         for (int r = 0; r < FLT_R_COUNT; r++) {
             const struct flt_rule *rule = &flt_rules[r];
             if (rule->kind == FLT_INTERNAL || rule->kind == FLT_TOXICITY)
@@ -718,7 +727,8 @@ uint64_t flt_config_hash(const struct flt_config *cfg, uint64_t tox_hash)
                 bits = 0x7ff8dead0000beefull;
             XXH3_64bits_update(st, &bits, 8);
         }
-        int32_t t[3] = {dc->tox.enabled, (int32_t)dc->tox.spans, cfg->all_rules};
+        int32_t t[4] = {dc->tox.enabled, (int32_t)dc->tox.spans, cfg->all_rules,
+                        dc->tox.obfuscated};
         XXH3_64bits_update(st, t, sizeof t);
         XXH3_64bits_update(st, &dc->tox.threshold, sizeof dc->tox.threshold);
         XXH3_64bits_update(st, &dc->tox.quoted_weight, sizeof dc->tox.quoted_weight);
@@ -815,6 +825,13 @@ static int decide_toxicity(struct flt_engine *e, const struct tm_doc *doc, int p
     *rc = scan_toxicity(e, doc, prose, &words);
     if (*rc)
         return 0;
+    if (!dc->tox.obfuscated) { /* drop the disguised forms this domain does not count */
+        size_t w = 0;
+        for (size_t k = 0; k < e->hits.n; k++)
+            if (!e->hits.v[k].obfuscated)
+                e->hits.v[w++] = e->hits.v[k];
+        e->hits.n = w;
+    }
     if (!(doc->domain == TM_DOMAIN_CODE && !prose))
         words = isnan(values[FLT_R_GOPHER_MIN_WORDS]) ? flt_count_words(doc->text, doc->text_len)
                                                       : (size_t)values[FLT_R_GOPHER_MIN_WORDS];

@@ -547,18 +547,24 @@ static int accepted(const struct flt_tox *t, const unsigned char *subj, const st
     unsigned v = k->id % FLT_TOX_NVARIANTS;
     const unsigned char *p = subj + k->start, *e = subj + k->end;
     if (v == FLT_V_OBF) {
-        /* Letters only: a hit when some letter runs FLT_TOX_OBF_LETTER_RUN times (any case). */
-        unsigned run = 0, prev = 0;
-        int long_run = 0;
+        /* Letters only: a hit when some letter runs FLT_TOX_OBF_LETTER_RUN times (any case).
+         * With digits or symbols: a hit when letters are left and outnumber the digits ("a$$",
+         * "sh1t", "5h1t"): "45$" is a price and "a55" a processor, not "ass". */
+        unsigned run = 0, prev = 0, letters = 0, digits = 0;
+        int long_run = 0, other = 0;
         for (; p < e; p++) {
             unsigned c = *p | 0x20u; /* ASCII letters to lower case; no other byte lands in a-z */
-            if (c < 'a' || c > 'z')
-                return 1;
+            if (c < 'a' || c > 'z') {
+                other = 1;
+                digits += *p >= '0' && *p <= '9';
+                continue;
+            }
+            letters++;
             run = c == prev ? run + 1 : 1;
             prev = c;
             long_run |= run >= FLT_TOX_OBF_LETTER_RUN;
         }
-        return long_run;
+        return other ? letters > 0 && letters >= digits : long_run;
     }
     if (v == FLT_V_PLAIN && (term->flags & FLT_F_NAME) && p < e && *p >= 'A' && *p <= 'Z') {
         /* Capitalized ("Dick", not "DICK"): a name. */

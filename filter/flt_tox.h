@@ -31,7 +31,8 @@
  * ASCII letters counts only when some letter runs 3 or more times in a row, in any case
  * ("fuuuck", "shiiit"): real words repeat letters at most twice, and "assess", "Pratt", "Scott",
  * "bitt" are no disguises of "asses", "prat", "scot", "bit". A match with a digit, symbol or
- * separator (sh1t, a$$, f*ck, f u c k) is not affected.
+ * separator (sh1t, a$$, f*ck, f u c k) counts when letters are left and are at least as many as
+ * the digits: "45$" is a price and "a55" a processor, not "ass".
  *
  * Flags (4th field): `name`, for a term that is also a common given name, surname or proper noun
  * (dick, prat, Lesbos): a plain match written Capitalized (first byte an ASCII capital, no other

@@ -34,7 +34,7 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps(d) + "\n")
 PY
 cat >"$F/g1/tool.c" <<'C'
-/* This comment says grobble, a hit in a comment. */
+/* This comment says grobble, a hit in a comment; gr0bble, a disguise, counts in prose only. */
 int grobble_count = 0; /* the identifier above is not scanned */
 int main(void) { return grobble_count; }
 C

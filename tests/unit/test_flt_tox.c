@@ -454,12 +454,35 @@ static void test_obfuscations(void **state)
     one_hit(t, "asss", 0, 4, "ass", 1);
     one_hit(t, "Prattt", 0, 6, "prat", 1);
     one_hit(t, "sh1tt", 0, 5, "shit", 1);
+    one_hit(t, "5h1t", 0, 4, "shit", 1); /* as many letters as digits */
     one_hit(t, "a$$ess", 0, 6, "asses", 1);
-    /* Near misses: a doubled letter stays doubled, separators must agree, no digit-only. */
-    const char *miss[] = {"as",    "a$",     "Tom's hit", "f u.c k", "fu ck", "f  u  c  k",
-                          "sh!",   "b1",     "*ss",       "f**",     "5h",    "s h i",
-                          "fuc k", "assess", "Pratt",     "ASSESS",  "shiit", "fuuck",
-                          "bitt",  "tiit",   "cunnt"};
+    /* Near misses: a doubled letter stays doubled, separators must agree, a disguise keeps at
+     * least one letter ("45$" is a price). */
+    const char *miss[] = {"as",
+                          "a$",
+                          "Tom's hit",
+                          "f u.c k",
+                          "fu ck",
+                          "f  u  c  k",
+                          "sh!",
+                          "b1",
+                          "*ss",
+                          "f**",
+                          "5h",
+                          "s h i",
+                          "fuc k",
+                          "assess",
+                          "Pratt",
+                          "ASSESS",
+                          "shiit",
+                          "fuuck",
+                          "bitt",
+                          "tiit",
+                          "cunnt",
+                          "45$",
+                          "it costs 45$.",
+                          "4$$",
+                          "Cortex-A55 cores"};
     for (size_t i = 0; i < sizeof(miss) / sizeof(*miss); i++)
         if (count_hits(t, miss[i]) != 0) {
             print_error("hit in [%s]\n", miss[i]);
