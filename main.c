@@ -4,6 +4,7 @@
 
 #include "core/tm_err.h"
 #include "core/tm_opt.h"
+#include "dedup/dedup.h"
 #include "filter/filter.h"
 #include "ingest/ingest.h"
 
@@ -15,6 +16,7 @@ static const struct tm_command *const commands[] = {
     &ing_ingest_command,
     &ing_inspect_command,
     &flt_filter_command,
+    &ddp_dedup_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

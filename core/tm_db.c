@@ -54,7 +54,8 @@ static int db_txn_begin(struct tm_db *db, unsigned flags, MDB_txn **txn)
     return TM_ERR_DB;
 }
 
-static int db_open_dbis(struct tm_db *db, const char *const *names, unsigned ndbs)
+static int db_open_dbis(struct tm_db *db, const char *const *names, const unsigned *dbi_flags,
+                        unsigned ndbs)
 {
     int rdonly = (db->flags & TM_DB_RDONLY) != 0;
     MDB_txn *txn;
@@ -62,7 +63,8 @@ static int db_open_dbis(struct tm_db *db, const char *const *names, unsigned ndb
     if (rc)
         return rc;
     for (unsigned i = 0; i < ndbs; i++) {
-        int mrc = mdb_dbi_open(txn, names[i], rdonly ? 0 : MDB_CREATE, &db->dbi[i]);
+        unsigned extra = dbi_flags ? dbi_flags[i] : 0;
+        int mrc = mdb_dbi_open(txn, names[i], (rdonly ? 0 : MDB_CREATE) | extra, &db->dbi[i]);
         if (mrc == MDB_NOTFOUND) {
             tm_log_error("database %s has no table '%s'", db->path, names[i]);
             mdb_txn_abort(txn);
@@ -87,6 +89,13 @@ static int db_open_dbis(struct tm_db *db, const char *const *names, unsigned ndb
 
 int tm_db_open(struct tm_db *db, const char *dir, const char *const *names, unsigned ndbs,
                size_t map_size, size_t map_max, unsigned flags)
+{
+    return tm_db_open_ex(db, dir, names, NULL, ndbs, map_size, map_max, flags);
+}
+
+int tm_db_open_ex(struct tm_db *db, const char *dir, const char *const *names,
+                  const unsigned *dbi_flags, unsigned ndbs, size_t map_size, size_t map_max,
+                  unsigned flags)
 {
     memset(db, 0, sizeof(*db));
     if (ndbs > TM_DB_MAX_DBS) {
@@ -136,7 +145,7 @@ int tm_db_open(struct tm_db *db, const char *dir, const char *const *names, unsi
     if (db->map_size > db->map_max)
         db->map_max = db->map_size;
 
-    rc = db_open_dbis(db, names, ndbs);
+    rc = db_open_dbis(db, names, dbi_flags, ndbs);
     if (rc)
         goto fail;
     return TM_OK;

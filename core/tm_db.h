@@ -32,6 +32,11 @@ struct tm_db {
  * and the environment or a database does not exist). On error `db` is left released. */
 int tm_db_open(struct tm_db *db, const char *dir, const char *const *names, unsigned ndbs,
                size_t map_size, size_t map_max, unsigned flags);
+/* tm_db_open, with LMDB flags for each named database (dbi_flags[i], e.g. MDB_DUPSORT |
+ * MDB_DUPFIXED; NULL for none). A database must always be opened with the same flags. */
+int tm_db_open_ex(struct tm_db *db, const char *dir, const char *const *names,
+                  const unsigned *dbi_flags, unsigned ndbs, size_t map_size, size_t map_max,
+                  unsigned flags);
 /* Closes the environment; accepts a zeroed or already closed db. */
 void tm_db_close(struct tm_db *db);
 

@@ -11,8 +11,14 @@
 #include "tm_log.h"
 #include "tm_mem.h"
 
-static const char *const store_db_names[TM_STORE_NDBS] = {"meta", "docs",   "inputs",
-                                                          "gens", "filter", "stages"};
+static const char *const store_db_names[TM_STORE_NDBS] = {
+    "meta",   "docs",  "inputs",      "gens",      "filter",
+    "stages", "dedup", "dedup_exact", "dedup_lsh", "dedup_members"};
+/* Sorted fixed-size duplicates: a band key or a cluster maps to many document ids. */
+static const unsigned store_db_flags[TM_STORE_NDBS] = {
+    [TM_STORE_DEDUP_LSH] = MDB_DUPSORT | MDB_DUPFIXED,
+    [TM_STORE_DEDUP_MEMBERS] = MDB_DUPSORT | MDB_DUPFIXED,
+};
 
 /* The map starts small and doubles on demand (tm_db_write); 1 TiB of address space is only a
  * ceiling, nothing is reserved on disk. */
@@ -63,8 +69,8 @@ int tm_store_open(struct tm_store *s, const char *workdir, unsigned flags)
             return TM_ERR_NOTFOUND;
         }
     }
-    rc = tm_db_open(&s->db, dir, store_db_names, TM_STORE_NDBS, STORE_MAP_INITIAL, STORE_MAP_MAX,
-                    flags);
+    rc = tm_db_open_ex(&s->db, dir, store_db_names, store_db_flags, TM_STORE_NDBS,
+                       STORE_MAP_INITIAL, STORE_MAP_MAX, flags);
     free(dir);
     if (rc)
         return rc;

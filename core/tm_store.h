@@ -8,7 +8,11 @@
  *   gens    big-endian uint32 generation -> generation record (struct tm_gen)
  *   filter  big-endian uint64 document id -> the filter's decision (filter/flt_internal.h)
  *   stages  "<stage>/" + big-endian uint32 generation -> that stage's progress on the
- *           generation (each stage's own record; filter: "TMFS")
+ *           generation (each stage's own record; filter: "TMFS", dedup: "TMDS")
+ *   dedup          document id -> dedup's decision (dedup/ddp_internal.h)
+ *   dedup_exact    domain byte + xxh3-128 of normalized text -> first document id with it
+ *   dedup_lsh      domain byte + 64-bit band key -> kept document ids (sorted duplicates)
+ *   dedup_members  cluster's kept document id -> member document ids (sorted duplicates)
  * Generation numbers start at 1. A generation is "open" from the first document written in it
  * until its ingest run finishes; a run that finds an open generation (its predecessor was
  * killed) continues it, which is what makes a rerun end in the same state as an uninterrupted
@@ -30,6 +34,10 @@ enum tm_store_dbi {
     TM_STORE_GENS,
     TM_STORE_FILTER,
     TM_STORE_STAGES,
+    TM_STORE_DEDUP,
+    TM_STORE_DEDUP_EXACT,
+    TM_STORE_DEDUP_LSH,
+    TM_STORE_DEDUP_MEMBERS,
     TM_STORE_NDBS
 };
 

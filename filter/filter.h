@@ -30,4 +30,29 @@ struct flt_options {
 
 extern const struct tm_command flt_filter_command;
 
+/* ---- For later stages (dedup, tokenize): what the filter decided ----------------------------- */
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tm_store;
+struct tm_doc;
+struct tm_buf;
+
+/* Whether the filter has finished generation `gen` (*done 1) or not (0: never run, or
+ * interrupted). TM_OK, or a store error. */
+int flt_generation_done(struct tm_store *st, MDB_txn *txn, uint32_t gen, int *done);
+
+enum flt_verdict { FLT_VERDICT_NONE = 0, FLT_VERDICT_KEPT = 1, FLT_VERDICT_REMOVED = 2 };
+
+/* The filter's verdict on `doc` (read in `txn`) and, when kept, the text to use: the document's
+ * own text (borrowed, valid as long as the transaction) or, when the filter removed spans, the
+ * text without them, written into `buf` (reset first; owned by the caller). *text and *len are
+ * set for FLT_VERDICT_KEPT and FLT_VERDICT_NONE (no decision: the whole text). TM_OK,
+ * TM_ERR_FORMAT / TM_ERR_VERSION (a stored decision that does not decode, logged), or
+ * TM_ERR_TOOBIG (buf's cap). */
+int flt_document_text(struct tm_store *st, MDB_txn *txn, const struct tm_doc *doc,
+                      struct tm_buf *buf, int *verdict, const char **text, size_t *len);
+
 #endif

@@ -90,6 +90,48 @@ static int stage_put(struct tm_store *st, MDB_txn *txn, uint32_t gen, const stru
     return tm_db_put(&st->db, txn, TM_STORE_STAGES, key, sizeof key, val, sizeof val, 0);
 }
 
+int flt_generation_done(struct tm_store *st, MDB_txn *txn, uint32_t gen, int *done)
+{
+    struct stage_rec r;
+    int rc = stage_get(st, txn, gen, &r);
+    *done = rc == TM_OK && r.state == STAGE_DONE;
+    return rc == TM_ERR_NOTFOUND ? TM_OK : rc;
+}
+
+int flt_document_text(struct tm_store *st, MDB_txn *txn, const struct tm_doc *doc,
+                      struct tm_buf *buf, int *verdict, const char **text, size_t *len)
+{
+    unsigned char key[8];
+    tm_be64_put(key, doc->id);
+    const void *val;
+    size_t vlen;
+    *text = doc->text;
+    *len = doc->text_len;
+    int rc = tm_db_get(&st->db, txn, TM_STORE_FILTER, key, 8, &val, &vlen);
+    if (rc == TM_ERR_NOTFOUND) {
+        *verdict = FLT_VERDICT_NONE;
+        return TM_OK;
+    }
+    if (rc)
+        return rc;
+    char what[64];
+    snprintf(what, sizeof what, "filter decision %" PRIu64, doc->id);
+    struct flt_decision d;
+    flt_decision_init(&d);
+    rc = flt_decision_decode(val, vlen, &d, NULL, what);
+    if (rc == TM_OK) {
+        *verdict = d.action == FLT_REMOVED ? FLT_VERDICT_REMOVED : FLT_VERDICT_KEPT;
+        if (d.action == FLT_KEPT_SPANS) {
+            tm_buf_reset(buf);
+            rc = flt_apply_spans(doc->text, doc->text_len, d.spans.v, d.spans.n, buf);
+            *text = buf->data ? buf->data : "";
+            *len = buf->len;
+        }
+    }
+    flt_decision_release(&d);
+    return rc;
+}
+
 /* ---- Statistics ------------------------------------------------------------------------- */
 
 /* Toxicity score histogram bins (upper edges; the last is open). */
