@@ -286,10 +286,14 @@ static void run_batch(struct batch *b)
 static int step_hash(struct drun *r, MDB_txn *txn, int filtered)
 {
     struct tm_store *st = &r->store;
-    MDB_cursor *cur;
+    MDB_cursor *cur, *lc;
     int mrc = mdb_cursor_open(txn, st->db.dbi[TM_STORE_DOCS], &cur);
     if (mrc)
         return TM_ERR_DB;
+    if ((mrc = mdb_cursor_open(txn, st->db.dbi[TM_STORE_DEDUP_LSH], &lc))) {
+        mdb_cursor_close(cur);
+        return TM_ERR_DB;
+    }
     unsigned bands = r->cfg.bands;
     struct batch b = {.r = r};
     b.it = tm_xcalloc(HASH_BATCH, sizeof(*b.it));
@@ -375,9 +379,6 @@ static int step_hash(struct drun *r, MDB_txn *txn, int filtered)
                     /* older generations' kept documents sharing this band */
                     unsigned char lk[LSH_KEYLEN];
                     lsh_key(lk, g->domain, it->keys[j]);
-                    MDB_cursor *lc;
-                    if (mdb_cursor_open(txn, st->db.dbi[TM_STORE_DEDUP_LSH], &lc))
-                        continue;
                     MDB_val lkey = {LSH_KEYLEN, lk}, lval;
                     for (int lrc = mdb_cursor_get(lc, &lkey, &lval, MDB_SET_KEY); lrc == 0;
                          lrc = mdb_cursor_get(lc, &lkey, &lval, MDB_NEXT_DUP)) {
@@ -385,7 +386,6 @@ static int step_hash(struct drun *r, MDB_txn *txn, int filtered)
                         if (tm_doc_id_generation(older) < r->gen)
                             edge_add(r, it->k, UINT32_MAX, older);
                     }
-                    mdb_cursor_close(lc);
                 }
             }
         }
@@ -393,6 +393,7 @@ static int step_hash(struct drun *r, MDB_txn *txn, int filtered)
             break;
         tm_progress_add(&r->progress, b.n, 0);
     }
+    mdb_cursor_close(lc);
     mdb_cursor_close(cur);
     for (size_t i = 0; i < HASH_BATCH; i++)
         tm_buf_release(&bufs[i]);
