@@ -130,6 +130,8 @@ static uint8_t g_act[8][256];
 static uint8_t g_lower[256], g_ident[256];
 static uint16_t g_fold2[DDP_TWO_BYTE_END];
 static uint8_t g_cls2[DDP_TWO_BYTE_END];
+/* For each 8-bit keep mask, the shuffle that packs the kept bytes of 8 to the front. */
+static uint8_t g_compact[256][8];
 
 static void tables_init(void)
 {
@@ -152,6 +154,14 @@ static void tables_init(void)
     for (uint32_t c = 0; c < DDP_TWO_BYTE_END; c++) {
         g_fold2[c] = (uint16_t)fold_cp(c);
         g_cls2[c] = (uint8_t)class_cp(c);
+    }
+    for (unsigned m = 0; m < 256; m++) {
+        unsigned k = 0;
+        for (unsigned bit = 0; bit < 8; bit++)
+            if (m & (1u << bit))
+                g_compact[m][k++] = (uint8_t)bit;
+        while (k < 8)
+            g_compact[m][k++] = 0x80; /* pshufb writes zero */
     }
 }
 
@@ -180,28 +190,30 @@ static inline size_t utf8_valid_len(const uint8_t *s, size_t n)
     return 0;
 }
 
-/* The fast normalizer: out has room for n bytes (the output is never longer than the input:
- * folding keeps or shortens a sequence, whitespace runs shrink). Spaces are written eagerly
- * when the output is non-empty and does not already end in one, and a trailing one is dropped
- * at the end; with collapse_ws on, every U+0020 of the output comes from that rule. */
-static size_t norm_fast(const struct ddp_norm *nm, const uint8_t *s, size_t n, uint8_t *out)
+/* One configuration of the fast normalizer. */
+struct norm_cfg {
+    const uint8_t *act, *map;
+    int fold, strip, collapse;
+};
+
+/* The scalar normalizer from s[i] until at least `stop` (a multi-byte sequence may run past it),
+ * writing at *po into the output that starts at out. Spaces are written eagerly when the output
+ * is non-empty and does not already end in one (a trailing one is dropped at the very end); with
+ * collapse_ws on, every U+0020 of the output comes from that rule, so the output alone tells
+ * whether the next space is kept. Returns the new i. */
+static size_t norm_scalar(const struct norm_cfg *c, const uint8_t *s, size_t n, size_t i,
+                          size_t stop, uint8_t *out, uint8_t **po)
 {
-    pthread_once(&g_once, tables_init);
-    unsigned cfg =
-        (nm->casefold ? 1u : 0u) | (nm->strip_punct ? 2u : 0u) | (nm->collapse_ws ? 4u : 0u);
-    const uint8_t *act = g_act[cfg];
-    const uint8_t *map = nm->casefold ? g_lower : g_ident;
-    int strip = nm->strip_punct != 0, collapse = nm->collapse_ws != 0, fold = nm->casefold != 0;
-    uint8_t *o = out;
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        switch (act[c]) {
+    const uint8_t *act = c->act, *map = c->map;
+    uint8_t *o = *po;
+    while (i < stop) {
+        uint8_t b = s[i];
+        switch (act[b]) {
         case ACT_COPY:
-            *o++ = map[c];
+            *o++ = map[b];
             i++;
             /* Runs of plain ASCII are the common case: stay in a tight loop. */
-            while (i < n && act[s[i]] == ACT_COPY) {
+            while (i < stop && act[s[i]] == ACT_COPY) {
                 *o++ = map[s[i]];
                 i++;
             }
@@ -221,20 +233,20 @@ static size_t norm_fast(const struct ddp_norm *nm, const uint8_t *s, size_t n, u
         int cls = CLS_OTHER;
         uint32_t cp = 0;
         if (len == 2) {
-            cp = ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            cp = ((uint32_t)(b & 0x1F) << 6) | (s[i + 1] & 0x3F);
             cls = g_cls2[cp];
         } else if (len == 3) {
-            cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) |
+            cp = ((uint32_t)(b & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) |
                  (s[i + 2] & 0x3F);
             if ((cp >= DDP_GP_LO && cp <= DDP_GP_HI) || cp == 0x1680 || cp == 0x3000)
                 cls = class_cp(cp);
         }
-        if (cls == CLS_SPACE && collapse) {
+        if (cls == CLS_SPACE && c->collapse) {
             if (o != out && o[-1] != ' ')
                 *o++ = ' ';
-        } else if (cls == CLS_PUNCT && strip) {
+        } else if (cls == CLS_PUNCT && c->strip) {
             /* dropped */
-        } else if (len == 2 && fold) {
+        } else if (len == 2 && c->fold) {
             uint32_t f = g_fold2[cp];
             if (f < 0x80) {
                 *o++ = (uint8_t)f;
@@ -249,7 +261,102 @@ static size_t norm_fast(const struct ddp_norm *nm, const uint8_t *s, size_t n, u
         }
         i += len ? len : 1;
     }
-    if (collapse && o != out && o[-1] == ' ')
+    *po = o;
+    return i;
+}
+
+#if DDP_HAVE_X86
+/* Bytes of input per step of norm_block_avx2. */
+#define DDP_NORM_BLOCK 32
+
+#define DDP_AVX2_NORM __attribute__((target("avx2,popcnt")))
+
+DDP_AVX2_NORM static inline __m256i bytes_in(__m256i v, char lo, char hi)
+{
+    return _mm256_and_si256(_mm256_cmpgt_epi8(v, _mm256_set1_epi8((char)(lo - 1))),
+                            _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(hi + 1)), v));
+}
+
+/* Normalizes the DDP_NORM_BLOCK bytes at s when all are ASCII (returns 0 and writes nothing
+ * otherwise): classes and case by compares, then the kept bytes are packed 8 at a time through
+ * g_compact. Which bytes are kept, as bit masks: punctuation (pu) never; whitespace (ws) when the
+ * nearest earlier byte that is not punctuation is not whitespace either. pu + S, with S the
+ * punctuation bytes right after whitespace (or at the start, after a space already written),
+ * clears exactly the punctuation runs that whitespace precedes: those runs pass "whitespace
+ * before" on to the byte after them. Writes at most DDP_NORM_BLOCK bytes at *po. */
+DDP_AVX2_NORM static int norm_block_avx2(const struct norm_cfg *c, const uint8_t *s, uint8_t *out,
+                                         uint8_t **po)
+{
+    __m256i v = _mm256_loadu_si256((const __m256i *)s);
+    if (_mm256_movemask_epi8(v))
+        return 0;
+    uint8_t *o = *po;
+    if (c->fold)
+        v = _mm256_add_epi8(v, _mm256_and_si256(bytes_in(v, 'A', 'Z'), _mm256_set1_epi8(0x20)));
+    uint64_t ws = 0, pu = 0, cin = 0;
+    if (c->collapse) {
+        __m256i w =
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(' ')), bytes_in(v, '\t', '\r'));
+        v = _mm256_blendv_epi8(v, _mm256_set1_epi8(' '), w);
+        ws = (uint32_t)_mm256_movemask_epi8(w);
+        cin = o == out || o[-1] == ' ';
+    }
+    if (c->strip) {
+        __m256i p =
+            _mm256_or_si256(_mm256_or_si256(bytes_in(v, 0x21, 0x2F), bytes_in(v, 0x3A, 0x40)),
+                            _mm256_or_si256(bytes_in(v, 0x5B, 0x60), bytes_in(v, 0x7B, 0x7E)));
+        pu = (uint32_t)_mm256_movemask_epi8(p);
+    }
+    uint64_t start = ((ws << 1) | cin) & pu;
+    uint64_t smear = pu & ~(pu + start);
+    uint64_t before = ((ws | smear) << 1) | cin;
+    uint32_t keep = (uint32_t)(~pu & ~(ws & before));
+    if (keep == UINT32_MAX) {
+        _mm256_storeu_si256((__m256i *)o, v);
+        o += DDP_NORM_BLOCK;
+    } else {
+        __m128i half[2] = {_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)};
+        for (int k = 0; k < 4; k++) {
+            __m128i lane = k & 1 ? _mm_srli_si128(half[k >> 1], 8) : half[k >> 1];
+            unsigned m = (keep >> (8 * k)) & 0xFF;
+            __m128i idx = _mm_loadl_epi64((const __m128i *)g_compact[m]);
+            _mm_storel_epi64((__m128i *)o, _mm_shuffle_epi8(lane, idx));
+            o += __builtin_popcount(m);
+        }
+    }
+    *po = o;
+    return 1;
+}
+#endif
+
+/* The fast normalizer: out has room for n bytes (the output is never longer than the input:
+ * folding keeps or shortens a sequence, whitespace runs shrink). Blocks of plain ASCII go
+ * through norm_block_avx2 when simd is set; the rest, and everything without AVX2, through
+ * norm_scalar. Both decide from the output written so far, so they can take turns anywhere. */
+static size_t norm_fast(const struct ddp_norm *nm, const uint8_t *s, size_t n, uint8_t *out,
+                        int simd)
+{
+    pthread_once(&g_once, tables_init);
+    unsigned cfg =
+        (nm->casefold ? 1u : 0u) | (nm->strip_punct ? 2u : 0u) | (nm->collapse_ws ? 4u : 0u);
+    struct norm_cfg c = {g_act[cfg], nm->casefold ? g_lower : g_ident, nm->casefold != 0,
+                         nm->strip_punct != 0, nm->collapse_ws != 0};
+    uint8_t *o = out;
+    size_t i = 0;
+#if DDP_HAVE_X86
+    if (simd) {
+        while (n - i >= DDP_NORM_BLOCK) {
+            if (norm_block_avx2(&c, s + i, out, &o))
+                i += DDP_NORM_BLOCK;
+            else /* not all ASCII: this block the slow way */
+                i = norm_scalar(&c, s, n, i, i + DDP_NORM_BLOCK, out, &o);
+        }
+    }
+#else
+    (void)simd;
+#endif
+    norm_scalar(&c, s, n, i, n, out, &o);
+    if (c.collapse && o != out && o[-1] == ' ')
         o--;
     return (size_t)(o - out);
 }
@@ -341,7 +448,7 @@ static size_t normalize_into(struct ddp_work *w, const struct ddp_norm *nm, cons
         w->norm = tm_xmalloc(cap);
         w->norm_cap = cap;
     }
-    size_t len = n ? norm_fast(nm, (const uint8_t *)text, n, w->norm) : 0;
+    size_t len = n ? norm_fast(nm, (const uint8_t *)text, n, w->norm, ddp_have_simd()) : 0;
     w->norm[len] = 0;
     return len;
 }

@@ -13,11 +13,13 @@
  *     invalid byte counts as one) of the normalized text, a shorter text being one shingle.
  *   - base hash: XXH3_64bits of the shingle's bytes (words joined by one space).
  *   - permutation i of nperm: with x32 = (uint32_t)(h ^ (h >> 32)) of the base hash h,
- *     p_i(x) = a_i * x32 + b_i (mod 2^32), a_i odd; a_i, b_i drawn from splitmix64 seeded with
- *     the configured seed. The signature's component i is the minimum of p_i over all shingles
- *     (UINT32_MAX for a text without shingles). Computed shingle by shingle with a running
- *     minimum (never a shingles x permutations matrix); AVX2 when the CPU has it (checked at run
- *     time), a portable path otherwise, with identical results.
+ *     p_i(x) = a_i * x32 + b_i (mod 2^32), a_i odd; a_i, b_i drawn from one splitmix64 state
+ *     seeded with the configured seed: for i = 0, 1, ...: a_i = the high 32 bits of the next
+ *     output with the low bit set, then b_i = the high 32 bits of the following one (so the
+ *     first k permutations are the same whatever nperm). The signature's component i is the minimum
+ * of p_i over all shingles (UINT32_MAX for a text without shingles). Computed shingle by shingle
+ * with a running minimum (never a shingles x permutations matrix); AVX2 when the CPU has it
+ * (checked at run time), a portable path otherwise, with identical results.
  *   - band keys: for band b of `bands` (rows `rows` each, bands * rows <= nperm), XXH3_64bits of
  *     the rows' uint32 values (little-endian) seeded with b, so equal rows in different bands
  *     give different keys.
@@ -42,11 +44,11 @@ struct ddp_norm {
 
 struct ddp_params {
     struct ddp_norm norm;
-    enum ddp_shingle_kind kind; /* default words */
-    unsigned n;                 /* shingle size: words (default 5) or bytes of normalized text */
-    unsigned nperm;             /* default 112 */
-    unsigned bands, rows;       /* default 14 x 8 */
-    uint64_t seed;              /* default 1 */
+    enum ddp_shingle_kind kind;                /* default words */
+    unsigned n;                                /* shingle size: words (default 5) or code points */
+    unsigned nperm;                            /* default 112 */
+    unsigned bands, rows;                      /* default 14 x 8 */
+    uint64_t seed;                             /* default 1 */
     uint32_t a[DDP_MAX_PERM], b[DDP_MAX_PERM]; /* filled by ddp_params_init */
 };
 
