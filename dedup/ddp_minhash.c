@@ -666,7 +666,18 @@ static void sig_sink(void *ctx, const uint64_t *h, size_t n)
 size_t ddp_signature(struct ddp_work *w, const struct ddp_params *p, const char *text, size_t n,
                      uint32_t *sig)
 {
+    return ddp_signature_exact(w, p, text, n, sig, NULL);
+}
+
+size_t ddp_signature_exact(struct ddp_work *w, const struct ddp_params *p, const char *text,
+                           size_t n, uint32_t *sig, uint64_t exact[2])
+{
     size_t len = normalize_into(w, &p->norm, text, n);
+    if (exact) { /* the same normalized text: one pass instead of two */
+        XXH128_hash_t h = XXH3_128bits(w->norm, len);
+        exact[0] = h.high64;
+        exact[1] = h.low64;
+    }
     struct sig_ctx c = {p, w->mins, ddp_have_simd()};
     for (unsigned i = 0; i < p->nperm; i++)
         w->mins[i] = UINT32_MAX;

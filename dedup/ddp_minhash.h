@@ -73,6 +73,10 @@ void ddp_exact_hash(struct ddp_work *w, const struct ddp_params *p, const char *
 /* The signature sig[p->nperm] of text[0..n) (normalized here). Returns the number of shingles. */
 size_t ddp_signature(struct ddp_work *w, const struct ddp_params *p, const char *text, size_t n,
                      uint32_t *sig);
+/* ddp_signature, and also the exact hash (as ddp_exact_hash computes it) into exact[2] when not
+ * NULL, normalizing the text once for both. */
+size_t ddp_signature_exact(struct ddp_work *w, const struct ddp_params *p, const char *text,
+                           size_t n, uint32_t *sig, uint64_t exact[2]);
 /* The same, computed plainly (no SIMD, every shingle hashed and permuted in the most obvious
  * way): the reference the tests compare against. */
 size_t ddp_signature_reference(const struct ddp_params *p, const char *text, size_t n,

@@ -246,11 +246,12 @@ static void *hash_worker(void *varg)
         struct batch_item *it = &b->it[i];
         struct gdoc *g = &r->d[it->k];
         const struct ddp_params *p = &r->params[g->domain];
-        if (g->has_exact)
-            ddp_exact_hash(work, p, it->text, it->len, g->exact);
         if (it->keys) {
-            ddp_signature(work, p, it->text, it->len, it->sig);
+            ddp_signature_exact(work, p, it->text, it->len, it->sig,
+                                g->has_exact ? g->exact : NULL);
             ddp_band_keys(p, it->sig, it->keys);
+        } else if (g->has_exact) {
+            ddp_exact_hash(work, p, it->text, it->len, g->exact);
         }
     }
     return NULL;

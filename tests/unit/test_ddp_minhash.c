@@ -438,6 +438,16 @@ static void test_exact_hash(void **state)
         ddp_exact_hash(w, &p, other[i], strlen(other[i]), h);
         assert_false(h[0] == h0[0] && h[1] == h0[1]);
     }
+    /* The combined call gives the same exact hash and the same signature. */
+    for (size_t i = 0; i < N(other); i++) {
+        uint32_t s1[112], s2[112];
+        uint64_t hx[2];
+        ddp_exact_hash(w, &p, other[i], strlen(other[i]), h);
+        ddp_signature(w, &p, other[i], strlen(other[i]), s1);
+        ddp_signature_exact(w, &p, other[i], strlen(other[i]), s2, hx);
+        assert_true(hx[0] == h[0] && hx[1] == h[1]);
+        assert_memory_equal(s1, s2, sizeof(uint32_t) * p.nperm);
+    }
     /* Texts that normalize to nothing hash alike. */
     uint64_t e1[2], e2[2];
     ddp_exact_hash(w, &p, "", 0, e1);
