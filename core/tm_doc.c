@@ -1,6 +1,7 @@
 /* tm_doc: encoding and validating document records (layout in tm_doc.h). */
 #include "tm_doc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "tm_db.h"
@@ -115,4 +116,25 @@ int tm_doc_decode(const void *val, size_t len, struct tm_doc *doc, const char *w
     }
     *doc = d;
     return TM_OK;
+}
+
+int tm_doc_parse_id(const char *s, uint64_t *id)
+{
+    char *end;
+    const char *colon = strchr(s, ':');
+    if (colon) {
+        unsigned long long g = strtoull(s, &end, 10);
+        if (end != colon || g == 0 || g > UINT32_MAX || s[0] == '-')
+            return -1;
+        unsigned long long q = strtoull(colon + 1, &end, 10);
+        if (end == colon + 1 || *end || colon[1] == '-' || q >= (1ull << TM_DOC_SEQ_BITS))
+            return -1;
+        *id = tm_doc_make_id((uint32_t)g, q);
+        return 0;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || s[0] == '-')
+        return -1;
+    *id = v;
+    return 0;
 }

@@ -51,6 +51,10 @@ static inline uint32_t tm_doc_id_generation(uint64_t id)
     return (uint32_t)(id >> TM_DOC_SEQ_BITS);
 }
 
+/* Parses a document id written as a number or as GENERATION:SEQUENCE (what inspect --list
+ * shows): 0 with *id set, or -1. */
+int tm_doc_parse_id(const char *s, uint64_t *id);
+
 /* Bytes tm_doc_encode() writes for `doc`. */
 size_t tm_doc_encoded_size(const struct tm_doc *doc);
 /* Writes the record into out[tm_doc_encoded_size(doc)]. The string fields must not contain

@@ -276,3 +276,60 @@ int tm_store_foreach(struct tm_store *s, MDB_txn *txn, uint32_t first_gen, uint3
     }
     return err;
 }
+
+/* ---- Stage records ------------------------------------------------------------------------ */
+
+#define STAGE_MAGIC    "TMSG"
+#define STAGE_VERSION  1
+#define STAGE_SIZE     (TM_REC_HDR + 4 + 4 + 8 + 8 + 8)
+#define STAGE_NAME_MAX 32
+
+static size_t stage_key(unsigned char *key, const char *stage, uint32_t gen)
+{
+    size_t n = strlen(stage);
+    if (n > STAGE_NAME_MAX)
+        n = STAGE_NAME_MAX;
+    memcpy(key, stage, n);
+    key[n] = '/';
+    tm_be32_put(key + n + 1, gen);
+    return n + 5;
+}
+
+int tm_stage_get(struct tm_store *s, MDB_txn *txn, const char *stage, uint32_t gen,
+                 struct tm_stage *out)
+{
+    unsigned char key[STAGE_NAME_MAX + 5];
+    size_t klen = stage_key(key, stage, gen);
+    const void *val;
+    size_t len;
+    int rc = tm_db_get(&s->db, txn, TM_STORE_STAGES, key, klen, &val, &len);
+    if (rc)
+        return rc;
+    char what[96];
+    snprintf(what, sizeof what, "%s state of generation %u in %s", stage, gen, s->db.path);
+    if ((rc = tm_rec_check(val, len, STAGE_MAGIC, STAGE_VERSION, what, NULL)))
+        return rc;
+    if (len != STAGE_SIZE) {
+        tm_log_error("%s: record of %zu bytes, expected %d", what, len, STAGE_SIZE);
+        return TM_ERR_FORMAT;
+    }
+    const unsigned char *p = (const unsigned char *)val + TM_REC_HDR;
+    out->state = tm_le32_get(p);
+    out->config_hash = tm_le64_get(p + 8);
+    out->next_id = tm_le64_get(p + 16);
+    out->aux = tm_le64_get(p + 24);
+    return TM_OK;
+}
+
+int tm_stage_put(struct tm_store *s, MDB_txn *txn, const char *stage, uint32_t gen,
+                 const struct tm_stage *in)
+{
+    unsigned char key[STAGE_NAME_MAX + 5], val[STAGE_SIZE] = {0};
+    size_t klen = stage_key(key, stage, gen);
+    tm_rec_header(val, STAGE_MAGIC, STAGE_VERSION);
+    tm_le32_put(val + TM_REC_HDR, in->state);
+    tm_le64_put(val + TM_REC_HDR + 8, in->config_hash);
+    tm_le64_put(val + TM_REC_HDR + 16, in->next_id);
+    tm_le64_put(val + TM_REC_HDR + 24, in->aux);
+    return tm_db_put(&s->db, txn, TM_STORE_STAGES, key, klen, val, sizeof val, 0);
+}

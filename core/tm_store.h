@@ -8,7 +8,7 @@
  *   gens    big-endian uint32 generation -> generation record (struct tm_gen)
  *   filter  big-endian uint64 document id -> the filter's decision (filter/flt_internal.h)
  *   stages  "<stage>/" + big-endian uint32 generation -> that stage's progress on the
- *           generation (each stage's own record; filter: "TMFS", dedup: "TMDS")
+ *           generation (struct tm_stage, record "TMSG")
  *   dedup          document id -> dedup's decision (dedup/ddp_internal.h)
  *   dedup_exact    domain byte + xxh3-128 of normalized text -> first document id with it
  *   dedup_lsh      domain byte + 64-bit band key -> kept document ids (sorted duplicates)
@@ -106,5 +106,22 @@ int tm_store_get_doc(struct tm_store *s, MDB_txn *txn, uint64_t id, struct tm_do
  * decode stops it with TM_ERR_FORMAT or TM_ERR_VERSION (logged with its id). */
 int tm_store_foreach(struct tm_store *s, MDB_txn *txn, uint32_t first_gen, uint32_t last_gen,
                      int (*fn)(void *ctx, const struct tm_doc *doc), void *ctx);
+
+/* A stage's progress on one generation: record "TMSG" version 1 under "<stage>/" + big-endian
+ * generation in the `stages` database. */
+enum tm_stage_state { TM_STAGE_PARTIAL = 1, TM_STAGE_DONE = 2 };
+struct tm_stage {
+    uint32_t state;       /* enum tm_stage_state */
+    uint64_t config_hash; /* the settings its decisions were made with */
+    uint64_t next_id;     /* partial: the first document id not written yet */
+    uint64_t aux;         /* the stage's own counter (filter: documents decided; dedup: LSH
+                             entries handled) */
+};
+/* Reads stage `stage`'s record for generation `gen`: TM_OK, TM_ERR_NOTFOUND, TM_ERR_FORMAT,
+ * TM_ERR_VERSION (logged). */
+int tm_stage_get(struct tm_store *s, MDB_txn *txn, const char *stage, uint32_t gen,
+                 struct tm_stage *out);
+int tm_stage_put(struct tm_store *s, MDB_txn *txn, const char *stage, uint32_t gen,
+                 const struct tm_stage *in);
 
 #endif

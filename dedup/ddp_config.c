@@ -5,13 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ini.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "ddp_internal.h"
 #include "../core/tm_err.h"
-#include "../core/tm_fs.h"
+#include "../core/tm_ini.h"
 #include "../core/tm_log.h"
 #include "../core/tm_mem.h"
 
@@ -49,17 +48,6 @@ void ddp_config_defaults(struct ddp_config *c)
     }
 }
 
-static int parse_bool(const char *v, int *out)
-{
-    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
-        *out = 1;
-    else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
 static int parse_uint(const char *v, unsigned long long max, unsigned long long *out)
 {
     char *end;
@@ -84,7 +72,7 @@ static int set_domain(struct ddp_domain_cfg *dc, const char *key, const char *va
     unsigned long long u;
     int k;
     if (!strcmp(key, "exact") || !strcmp(key, "near")) {
-        if (parse_bool(value, key[0] == 'e' ? &dc->exact : &dc->near) == 0)
+        if (tm_parse_bool(value, key[0] == 'e' ? &dc->exact : &dc->near) == 0)
             return TM_OK;
         snprintf(err, errlen, "%s: want on or off, not '%s'", key, value);
     } else if (!strcmp(key, "shingles")) {
@@ -140,7 +128,7 @@ int ddp_config_set(struct ddp_config *c, const char *section, const char *key, c
                     : !strcmp(key, "collapse_ws") ? &c->norm.collapse_ws
                                                   : NULL;
         if (flag) {
-            if (parse_bool(value, flag) == 0)
+            if (tm_parse_bool(value, flag) == 0)
                 return TM_OK;
             snprintf(err, errlen, "%s: want on or off, not '%s'", key, value);
             return TM_ERR_USAGE;
@@ -186,60 +174,20 @@ int ddp_config_set(struct ddp_config *c, const char *section, const char *key, c
     return TM_ERR_USAGE;
 }
 
-struct ini_ctx {
-    struct ddp_config *c;
-    char err[256];
-    int failed;
-};
-
-static int ini_fn(void *user, const char *section, const char *name, const char *value)
+int ddp_config_set_fn(void *ctx, const char *section, const char *key, const char *value, char *err,
+                      size_t errlen)
 {
-    struct ini_ctx *x = user;
-    char err[256];
-    if (!section[0])
-        snprintf(err, sizeof err, "'%s' is outside a section", name);
-    else if (!value)
-        snprintf(err, sizeof err, "'%s' has no value", name);
-    else if (ddp_config_set(x->c, section, name, value, err, sizeof err) == TM_OK)
-        return 1;
-    if (!x->failed)
-        snprintf(x->err, sizeof x->err, "%s", err);
-    x->failed = 1;
-    return 0;
+    return ddp_config_set(ctx, section, key, value, err, errlen);
 }
 
 int ddp_config_parse(struct ddp_config *c, const char *text, size_t len, const char *name)
 {
-    if (memchr(text, '\0', len)) {
-        tm_log_error("%s: configuration holds a NUL byte", name);
-        return TM_ERR_USAGE;
-    }
-    char *copy = tm_xstrndup(text, len);
-    struct ini_ctx x = {.c = c};
-    int line = ini_parse_string(copy, ini_fn, &x);
-    free(copy);
-    if (line == 0 && !x.failed)
-        return TM_OK;
-    if (line > 0)
-        tm_log_error("%s:%d: %s", name, line,
-                     x.failed ? x.err : "not an INI line (want [section] or key = value)");
-    else
-        tm_log_error("%s: %s", name, x.failed ? x.err : "cannot parse");
-    return TM_ERR_USAGE;
+    return tm_ini_parse(text, len, name, ddp_config_set_fn, c);
 }
-
-#define CONFIG_MAX (1u << 20)
 
 int ddp_config_load(struct ddp_config *c, const char *path)
 {
-    char *data;
-    size_t len;
-    int rc = tm_read_file(path, CONFIG_MAX, &data, &len);
-    if (rc)
-        return rc;
-    rc = ddp_config_parse(c, data, len, path);
-    free(data);
-    return rc;
+    return tm_ini_load(path, ddp_config_set_fn, c);
 }
 
 int ddp_config_check(const struct ddp_config *c)

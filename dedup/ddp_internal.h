@@ -65,6 +65,9 @@ void ddp_config_defaults(struct ddp_config *c);
  * ngram, verify = exact|signature|off, threshold). TM_OK or TM_ERR_USAGE with err. */
 int ddp_config_set(struct ddp_config *c, const char *section, const char *key, const char *value,
                    char *err, size_t errlen);
+/* ddp_config_set with a void context: the tm_ini_set_fn for files and --set. */
+int ddp_config_set_fn(void *ctx, const char *section, const char *key, const char *value, char *err,
+                      size_t errlen);
 /* Reads an INI file (errors logged as path:line: reason). TM_OK, TM_ERR_USAGE, TM_ERR_IO. */
 int ddp_config_load(struct ddp_config *c, const char *path);
 int ddp_config_parse(struct ddp_config *c, const char *text, size_t len, const char *name);

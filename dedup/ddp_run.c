@@ -18,6 +18,7 @@
 #include "../core/tm_db.h"
 #include "../core/tm_err.h"
 #include "../core/tm_fs.h"
+#include "../core/tm_ini.h"
 #include "../core/tm_log.h"
 #include "../core/tm_mem.h"
 #include "../core/tm_progress.h"
@@ -27,13 +28,9 @@
 
 /* ---- Records ---------------------------------------------------------------------------- */
 
-#define DEC_MAGIC     "TMDD"
-#define DEC_VERSION   1
-#define STAGE_MAGIC   "TMDS"
-#define STAGE_VERSION 1
-#define STAGE_SIZE    (TM_REC_HDR + 4 + 4 + 8 + 8 + 8)
-#define STAGE_PREFIX  "dedup/"
-#define STAGE_KEYLEN  (sizeof(STAGE_PREFIX) - 1 + 4)
+#define DEC_MAGIC    "TMDD"
+#define DEC_VERSION  1
+#define STAGE_PREFIX "dedup/"
 
 const char *ddp_status_name(int status)
 {
@@ -75,56 +72,19 @@ int ddp_decision_decode(const void *val, size_t len, struct ddp_decision *d, uin
     return TM_OK;
 }
 
-enum { STAGE_PARTIAL = 1, STAGE_DONE = 2 };
+/* The dedup's progress per generation (core's tm_stage): decisions written up to next_id (in id
+ * order), then the band keys of its kept documents written to the LSH index, `aux` of them so
+ * far (in merge order). */
+#define STAGE_NAME "dedup"
 
-/* Progress on a generation: decisions written up to next_id (in id order), then the band keys
- * of its kept documents written to the LSH index, lsh_pairs of them so far (in merge order). */
-struct stage_rec {
-    uint32_t state;
-    uint64_t config_hash, next_id, lsh_pairs;
-};
-
-static void stage_key(unsigned char key[STAGE_KEYLEN], uint32_t gen)
+static int stage_get(struct tm_store *st, MDB_txn *txn, uint32_t gen, struct tm_stage *r)
 {
-    memcpy(key, STAGE_PREFIX, sizeof(STAGE_PREFIX) - 1);
-    tm_be32_put(key + sizeof(STAGE_PREFIX) - 1, gen);
+    return tm_stage_get(st, txn, STAGE_NAME, gen, r);
 }
 
-static int stage_get(struct tm_store *st, MDB_txn *txn, uint32_t gen, struct stage_rec *r)
+static int stage_put(struct tm_store *st, MDB_txn *txn, uint32_t gen, const struct tm_stage *r)
 {
-    unsigned char key[STAGE_KEYLEN];
-    stage_key(key, gen);
-    const void *val;
-    size_t len;
-    int rc = tm_db_get(&st->db, txn, TM_STORE_STAGES, key, sizeof key, &val, &len);
-    if (rc)
-        return rc;
-    char what[96];
-    snprintf(what, sizeof what, "dedup state of generation %u", gen);
-    if ((rc = tm_rec_check(val, len, STAGE_MAGIC, STAGE_VERSION, what, NULL)))
-        return rc;
-    if (len != STAGE_SIZE) {
-        tm_log_error("%s: record of %zu bytes", what, len);
-        return TM_ERR_FORMAT;
-    }
-    const unsigned char *p = (const unsigned char *)val + TM_REC_HDR;
-    r->state = tm_le32_get(p);
-    r->config_hash = tm_le64_get(p + 8);
-    r->next_id = tm_le64_get(p + 16);
-    r->lsh_pairs = tm_le64_get(p + 24);
-    return TM_OK;
-}
-
-static int stage_put(struct tm_store *st, MDB_txn *txn, uint32_t gen, const struct stage_rec *r)
-{
-    unsigned char key[STAGE_KEYLEN], val[STAGE_SIZE] = {0};
-    stage_key(key, gen);
-    tm_rec_header(val, STAGE_MAGIC, STAGE_VERSION);
-    tm_le32_put(val + TM_REC_HDR, r->state);
-    tm_le64_put(val + TM_REC_HDR + 8, r->config_hash);
-    tm_le64_put(val + TM_REC_HDR + 16, r->next_id);
-    tm_le64_put(val + TM_REC_HDR + 24, r->lsh_pairs);
-    return tm_db_put(&st->db, txn, TM_STORE_STAGES, key, sizeof key, val, sizeof val, 0);
+    return tm_stage_put(st, txn, STAGE_NAME, gen, r);
 }
 
 /* Index keys carry the domain first: domains are deduplicated separately. */
@@ -671,7 +631,7 @@ static int put_once(struct tm_db *db, MDB_txn *txn, unsigned dbi, const void *ke
 struct write_ctx {
     struct drun *r;
     size_t from, to; /* documents [from, to) */
-    struct stage_rec rec;
+    struct tm_stage rec;
 };
 
 static int write_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
@@ -713,12 +673,12 @@ static size_t first_at_or_after(const struct drun *r, uint64_t id)
     return lo;
 }
 
-static int step_write(struct drun *r, struct stage_rec *rec)
+static int step_write(struct drun *r, struct tm_stage *rec)
 {
     for (size_t k = first_at_or_after(r, rec->next_id); k < r->n;) {
         size_t to = k + WRITE_BATCH < r->n ? k + WRITE_BATCH : r->n;
         struct write_ctx c = {.r = r, .from = k, .to = to, .rec = *rec};
-        c.rec.state = STAGE_PARTIAL;
+        c.rec.state = TM_STAGE_PARTIAL;
         c.rec.config_hash = r->hash;
         c.rec.next_id = to < r->n ? r->d[to].id : tm_doc_make_id(r->gen + 1, 0);
         int rc = tm_db_write(&r->store.db, write_fn, &c);
@@ -729,7 +689,7 @@ static int step_write(struct drun *r, struct stage_rec *rec)
     }
     if (rec->next_id < tm_doc_make_id(r->gen + 1, 0)) {
         struct write_ctx c = {.r = r, .from = 0, .to = 0, .rec = *rec};
-        c.rec.state = STAGE_PARTIAL;
+        c.rec.state = TM_STAGE_PARTIAL;
         c.rec.config_hash = r->hash;
         c.rec.next_id = tm_doc_make_id(r->gen + 1, 0);
         int rc = tm_db_write(&r->store.db, write_fn, &c);
@@ -741,11 +701,11 @@ static int step_write(struct drun *r, struct stage_rec *rec)
 }
 
 /* The LSH index gets the band keys of the generation's kept documents, read back from the runs
- * in key order (sequential writes), LSH_BATCH per transaction; rec->lsh_pairs counts the pairs
+ * in key order (sequential writes), LSH_BATCH per transaction; rec->aux counts the pairs
  * of the merge already handled, so a rerun skips them. */
 struct lsh_ctx {
     struct drun *r;
-    struct stage_rec *rec;
+    struct tm_stage *rec;
     uint64_t seen;
     struct ddp_pair *buf;
     size_t n;
@@ -765,8 +725,8 @@ static int lsh_flush_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
     }
     if (rc)
         return rc;
-    struct stage_rec rec = *c->rec;
-    rec.lsh_pairs = c->seen;
+    struct tm_stage rec = *c->rec;
+    rec.aux = c->seen;
     return stage_put(&c->r->store, txn, c->r->gen, &rec);
 }
 
@@ -774,7 +734,7 @@ static int lsh_flush(struct lsh_ctx *c)
 {
     int rc = tm_db_write(&c->r->store.db, lsh_flush_fn, c);
     if (rc == TM_OK)
-        c->rec->lsh_pairs = c->seen;
+        c->rec->aux = c->seen;
     c->n = 0;
     return rc;
 }
@@ -784,7 +744,7 @@ static int lsh_fn(void *ctx, const struct ddp_pair *g, size_t n)
     struct lsh_ctx *c = ctx;
     for (size_t i = 0; i < n; i++) {
         c->seen++;
-        if (c->seen <= c->rec->lsh_pairs)
+        if (c->seen <= c->rec->aux)
             continue; /* written before a kill */
         if (c->r->d[g[i].k].status != DDP_KEPT)
             continue;
@@ -798,7 +758,7 @@ static int lsh_fn(void *ctx, const struct ddp_pair *g, size_t n)
     return TM_OK;
 }
 
-static int step_lsh(struct drun *r, struct stage_rec *rec)
+static int step_lsh(struct drun *r, struct tm_stage *rec)
 {
     struct lsh_ctx c = {.r = r, .rec = rec};
     c.buf = tm_xmalloc(sizeof(*c.buf) * LSH_BATCH);
@@ -811,7 +771,7 @@ static int step_lsh(struct drun *r, struct stage_rec *rec)
 
 struct done_ctx {
     struct drun *r;
-    struct stage_rec rec;
+    struct tm_stage rec;
 };
 
 static int done_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
@@ -862,7 +822,7 @@ static void gen_release(struct drun *r)
     ddp_runs_release(&r->runs);
 }
 
-static int dedup_generation(struct drun *r, uint32_t gen, struct stage_rec *rec, int filtered)
+static int dedup_generation(struct drun *r, uint32_t gen, struct tm_stage *rec, int filtered)
 {
     r->gen = gen;
     r->n = r->ne = 0;
@@ -894,7 +854,7 @@ static int dedup_generation(struct drun *r, uint32_t gen, struct stage_rec *rec,
             rc = step_lsh(r, rec);
         if (rc == TM_OK) {
             struct done_ctx c = {.r = r, .rec = *rec};
-            c.rec.state = STAGE_DONE;
+            c.rec.state = TM_STAGE_DONE;
             rc = tm_db_write(&r->store.db, done_fn, &c);
         }
     }
@@ -944,27 +904,6 @@ static void agg_json(const struct agg *a, cJSON *o)
 }
 
 /* ---- --show-cluster and --export ------------------------------------------------------------ */
-
-static int parse_id(const char *s, uint64_t *id)
-{
-    char *end;
-    const char *colon = strchr(s, ':');
-    if (colon) {
-        unsigned long long g = strtoull(s, &end, 10);
-        if (end != colon || g == 0 || g > UINT32_MAX)
-            return -1;
-        unsigned long long q = strtoull(colon + 1, &end, 10);
-        if (end == colon + 1 || *end)
-            return -1;
-        *id = tm_doc_make_id((uint32_t)g, q);
-        return 0;
-    }
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end)
-        return -1;
-    *id = v;
-    return 0;
-}
 
 static void print_member(struct tm_store *st, MDB_txn *txn, uint64_t id, const char *role)
 {
@@ -1103,7 +1042,7 @@ static int export_decisions(struct drun *r, const char *path)
 
 struct plan_item {
     uint32_t gen;
-    struct stage_rec rec;
+    struct tm_stage rec;
     int filtered;
 };
 
@@ -1136,11 +1075,11 @@ static int plan_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
             tm_log_warn("generation %u is still being ingested: skipped", g);
             continue;
         }
-        struct stage_rec rec = {0};
+        struct tm_stage rec = {0};
         rc = stage_get(&r->store, txn, g, &rec);
         if (rc && rc != TM_ERR_NOTFOUND)
             return rc;
-        if (rc == TM_OK && rec.state == STAGE_DONE) {
+        if (rc == TM_OK && rec.state == TM_STAGE_DONE) {
             p->stale += rec.config_hash != r->hash;
             continue;
         }
@@ -1200,24 +1139,8 @@ int ddp_dedup_run(const struct ddp_options *opt, int progress, cJSON *stats)
     int rc = TM_OK, lock = -1;
     if (opt->config && (rc = ddp_config_load(&r.cfg, opt->config)))
         return rc;
-    char err[256];
-    for (size_t i = 0; i < opt->set.count; i++) {
-        const char *s = opt->set.items[i];
-        const char *dot = strchr(s, '.'), *eq = strchr(s, '=');
-        if (!dot || !eq || dot > eq) {
-            tm_log_error("--set '%s': want SECTION.KEY=VALUE (e.g. text.threshold=0.7)", s);
-            return TM_ERR_USAGE;
-        }
-        char *section = tm_xstrndup(s, (size_t)(dot - s));
-        char *key = tm_xstrndup(dot + 1, (size_t)(eq - dot - 1));
-        rc = ddp_config_set(&r.cfg, section, key, eq + 1, err, sizeof err);
-        free(section);
-        free(key);
-        if (rc) {
-            tm_log_error("--set '%s': %s", s, err);
-            return rc;
-        }
-    }
+    if ((rc = tm_ini_apply_sets(&opt->set, "--set", ddp_config_set_fn, &r.cfg)))
+        return rc;
     if ((rc = ddp_config_check(&r.cfg)))
         return rc;
     for (int d = 0; d < TM_DOMAIN_COUNT; d++)
@@ -1237,7 +1160,7 @@ int ddp_dedup_run(const struct ddp_options *opt, int progress, cJSON *stats)
         goto out;
     if (opt->show_cluster) {
         struct show_ctx c = {.r = &r};
-        if (parse_id(opt->show_cluster, &c.id) != 0) {
+        if (tm_doc_parse_id(opt->show_cluster, &c.id) != 0) {
             tm_log_error("--show-cluster '%s': want a document id (a number or GEN:SEQ)",
                          opt->show_cluster);
             rc = TM_ERR_USAGE;

@@ -14,27 +14,6 @@
 /* How much of a hit's or span's text is shown. */
 #define EXCERPT 72
 
-static int parse_id(const char *s, uint64_t *id)
-{
-    char *end;
-    const char *colon = strchr(s, ':');
-    if (colon) {
-        unsigned long long g = strtoull(s, &end, 10);
-        if (end != colon || g == 0 || g > UINT32_MAX)
-            return -1;
-        unsigned long long q = strtoull(colon + 1, &end, 10);
-        if (end == colon + 1 || *end || q >= (1ull << TM_DOC_SEQ_BITS))
-            return -1;
-        *id = tm_doc_make_id((uint32_t)g, q);
-        return 0;
-    }
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end)
-        return -1;
-    *id = v;
-    return 0;
-}
-
 /* Prints text[a..b) on one line, newlines and tabs shown as spaces, cut to EXCERPT bytes at a
  * UTF-8 boundary. */
 static void excerpt(const char *text, size_t a, size_t b)
@@ -165,7 +144,7 @@ int flt_explain(struct tm_store *st, const struct flt_config *cfg, const struct 
                 uint64_t hash, const char *idtext)
 {
     struct explain_ctx c = {.cfg = cfg, .tox = tox, .hash = hash, .st = st};
-    if (parse_id(idtext, &c.id) != 0) {
+    if (tm_doc_parse_id(idtext, &c.id) != 0) {
         tm_log_error("--explain '%s': want a document id (a number, or GENERATION:SEQUENCE as "
                      "tokenmill inspect --list prints)",
                      idtext);

@@ -145,6 +145,9 @@ void flt_config_release(struct flt_config *cfg);
  * reason in err[errlen]. */
 int flt_config_set(struct flt_config *cfg, const char *section, const char *key, const char *value,
                    char *err, size_t errlen);
+/* flt_config_set with a void context: the tm_ini_set_fn for files and --set. */
+int flt_config_set_fn(void *ctx, const char *section, const char *key, const char *value, char *err,
+                      size_t errlen);
 /* Reads an INI file into `cfg` (on top of what it holds). Errors are logged as "path:line:
  * reason" and return TM_ERR_USAGE; TM_ERR_IO when the file cannot be read. */
 int flt_config_load(struct flt_config *cfg, const char *path);

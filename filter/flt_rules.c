@@ -9,13 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ini.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "flt_internal.h"
 #include "../core/tm_err.h"
-#include "../core/tm_fs.h"
+#include "../core/tm_ini.h"
 #include "../core/tm_log.h"
 #include "../core/tm_mem.h"
 
@@ -388,17 +387,6 @@ static int parse_number(const char *v, double *out)
     return 0;
 }
 
-static int parse_bool(const char *v, int *out)
-{
-    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
-        *out = 1;
-    else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
 /* "PATH [lang=xx] [weight=w] [category=c]" or "builtin". */
 static int add_lexicon(struct flt_config *cfg, const char *value, char *err, size_t errlen)
 {
@@ -456,7 +444,7 @@ static int set_domain(struct flt_domain_cfg *dc, const char *key, const char *va
                       size_t errlen)
 {
     if (!strcmp(key, "toxicity")) {
-        if (parse_bool(value, &dc->tox.enabled) == 0)
+        if (tm_parse_bool(value, &dc->tox.enabled) == 0)
             return TM_OK;
         snprintf(err, errlen, "toxicity: want on or off, not '%s'", value);
         return TM_ERR_USAGE;
@@ -480,7 +468,7 @@ static int set_domain(struct flt_domain_cfg *dc, const char *key, const char *va
         return TM_ERR_USAGE;
     }
     if (!strcmp(key, "toxicity_obfuscated")) {
-        if (parse_bool(value, &dc->tox.obfuscated) == 0)
+        if (tm_parse_bool(value, &dc->tox.obfuscated) == 0)
             return TM_OK;
         snprintf(err, errlen, "toxicity_obfuscated: want on or off, not '%s'", value);
         return TM_ERR_USAGE;
@@ -506,7 +494,7 @@ static int set_domain(struct flt_domain_cfg *dc, const char *key, const char *va
     }
     if (r->kind == FLT_SPAN) {
         int on;
-        if (parse_bool(value, &on) == 0) {
+        if (tm_parse_bool(value, &on) == 0) {
             dc->thr[r->id] = on ? 1 : NAN;
             return TM_OK;
         }
@@ -539,7 +527,7 @@ int flt_config_set(struct flt_config *cfg, const char *section, const char *key,
         }
         if (!strcmp(key, "builtin_allow") || !strcmp(key, "obfuscation")) {
             int *field = key[0] == 'b' ? &cfg->builtin_allow : &cfg->obfuscation;
-            if (parse_bool(value, field) == 0)
+            if (tm_parse_bool(value, field) == 0)
                 return TM_OK;
             snprintf(err, errlen, "%s: want on or off, not '%s'", key, value);
             return TM_ERR_USAGE;
@@ -565,66 +553,20 @@ int flt_config_set(struct flt_config *cfg, const char *section, const char *key,
     return TM_ERR_USAGE;
 }
 
-struct ini_ctx {
-    struct flt_config *cfg;
-    char err[256];
-    int failed;
-};
-
-static int ini_handler_fn(void *user, const char *section, const char *name, const char *value)
+int flt_config_set_fn(void *ctx, const char *section, const char *key, const char *value, char *err,
+                      size_t errlen)
 {
-    struct ini_ctx *c = user;
-    char err[256];
-    if (!section[0]) {
-        snprintf(err, sizeof err,
-                 "'%s' is outside a section ([text], [math], [code], [all] or "
-                 "[lexicons])",
-                 name);
-    } else if (!value) {
-        snprintf(err, sizeof err, "'%s' has no value", name);
-    } else if (flt_config_set(c->cfg, section, name, value, err, sizeof err) == TM_OK) {
-        return 1;
-    }
-    if (!c->failed)
-        snprintf(c->err, sizeof c->err, "%s", err);
-    c->failed = 1;
-    return 0;
+    return flt_config_set(ctx, section, key, value, err, errlen);
 }
 
 int flt_config_parse(struct flt_config *cfg, const char *text, size_t len, const char *name)
 {
-    if (memchr(text, '\0', len)) {
-        tm_log_error("%s: configuration holds a NUL byte", name);
-        return TM_ERR_USAGE;
-    }
-    char *copy = tm_xstrndup(text, len);
-    struct ini_ctx c = {.cfg = cfg};
-    int line = ini_parse_string(copy, ini_handler_fn, &c);
-    free(copy);
-    if (line == 0 && !c.failed)
-        return TM_OK;
-    if (line > 0 && c.failed)
-        tm_log_error("%s:%d: %s", name, line, c.err);
-    else if (line > 0)
-        tm_log_error("%s:%d: not an INI line (want [section] or key = value)", name, line);
-    else
-        tm_log_error("%s: %s", name, c.failed ? c.err : "cannot parse");
-    return TM_ERR_USAGE;
+    return tm_ini_parse(text, len, name, flt_config_set_fn, cfg);
 }
-
-/* Configuration files are small; a bigger one is a mistake (a corpus given by accident). */
-#define CONFIG_MAX (1u << 20)
 
 int flt_config_load(struct flt_config *cfg, const char *path)
 {
-    char *data;
-    size_t len;
-    int rc = tm_read_file(path, CONFIG_MAX, &data, &len);
-    if (rc)
-        return rc;
-    rc = flt_config_parse(cfg, data, len, path);
-    free(data);
-    return rc;
+    return tm_ini_load(path, flt_config_set_fn, cfg);
 }
 
 /* Writes `text` as '#' comment lines of at most ~96 columns (INI readers limit line length;

@@ -24,77 +24,33 @@
 #include "../core/tm_db.h"
 #include "../core/tm_err.h"
 #include "../core/tm_fs.h"
+#include "../core/tm_ini.h"
 #include "../core/tm_log.h"
 #include "../core/tm_mem.h"
 #include "../core/tm_progress.h"
 #include "../core/tm_stats.h"
 #include "../core/tm_store.h"
 
-/* ---- Stage records ---------------------------------------------------------------------- */
+/* ---- Stage records ----------------------------------------------------------------------- */
 
-#define STAGE_MAGIC   "TMFS"
-#define STAGE_VERSION 1
-#define STAGE_SIZE    (TM_REC_HDR + 4 + 4 + 8 + 8 + 8)
-#define STAGE_PREFIX  "filter/"
-#define STAGE_KEYLEN  (sizeof(STAGE_PREFIX) - 1 + 4)
+/* The filter's progress per generation (core's tm_stage): `aux` counts documents decided. */
+#define STAGE_NAME "filter"
 
-enum { STAGE_PARTIAL = 1, STAGE_DONE = 2 };
-
-struct stage_rec {
-    uint32_t state;
-    uint64_t config_hash;
-    uint64_t next_id; /* first document id not decided yet (partial) */
-    uint64_t docs;    /* documents decided */
-};
-
-static void stage_key(unsigned char key[STAGE_KEYLEN], uint32_t gen)
+static int stage_get(struct tm_store *st, MDB_txn *txn, uint32_t gen, struct tm_stage *r)
 {
-    memcpy(key, STAGE_PREFIX, sizeof(STAGE_PREFIX) - 1);
-    tm_be32_put(key + sizeof(STAGE_PREFIX) - 1, gen);
+    return tm_stage_get(st, txn, STAGE_NAME, gen, r);
 }
 
-static int stage_get(struct tm_store *st, MDB_txn *txn, uint32_t gen, struct stage_rec *r)
+static int stage_put(struct tm_store *st, MDB_txn *txn, uint32_t gen, const struct tm_stage *r)
 {
-    unsigned char key[STAGE_KEYLEN];
-    stage_key(key, gen);
-    const void *val;
-    size_t len;
-    int rc = tm_db_get(&st->db, txn, TM_STORE_STAGES, key, sizeof key, &val, &len);
-    if (rc)
-        return rc;
-    char what[96];
-    snprintf(what, sizeof what, "filter state of generation %u in %s", gen, st->db.path);
-    if ((rc = tm_rec_check(val, len, STAGE_MAGIC, STAGE_VERSION, what, NULL)))
-        return rc;
-    if (len != STAGE_SIZE) {
-        tm_log_error("%s: record of %zu bytes, expected %d", what, len, STAGE_SIZE);
-        return TM_ERR_FORMAT;
-    }
-    const unsigned char *p = (const unsigned char *)val + TM_REC_HDR;
-    r->state = tm_le32_get(p);
-    r->config_hash = tm_le64_get(p + 8);
-    r->next_id = tm_le64_get(p + 16);
-    r->docs = tm_le64_get(p + 24);
-    return TM_OK;
-}
-
-static int stage_put(struct tm_store *st, MDB_txn *txn, uint32_t gen, const struct stage_rec *r)
-{
-    unsigned char key[STAGE_KEYLEN], val[STAGE_SIZE] = {0};
-    stage_key(key, gen);
-    tm_rec_header(val, STAGE_MAGIC, STAGE_VERSION);
-    tm_le32_put(val + TM_REC_HDR, r->state);
-    tm_le64_put(val + TM_REC_HDR + 8, r->config_hash);
-    tm_le64_put(val + TM_REC_HDR + 16, r->next_id);
-    tm_le64_put(val + TM_REC_HDR + 24, r->docs);
-    return tm_db_put(&st->db, txn, TM_STORE_STAGES, key, sizeof key, val, sizeof val, 0);
+    return tm_stage_put(st, txn, STAGE_NAME, gen, r);
 }
 
 int flt_generation_done(struct tm_store *st, MDB_txn *txn, uint32_t gen, int *done)
 {
-    struct stage_rec r;
+    struct tm_stage r;
     int rc = stage_get(st, txn, gen, &r);
-    *done = rc == TM_OK && r.state == STAGE_DONE;
+    *done = rc == TM_OK && r.state == TM_STAGE_DONE;
     return rc == TM_ERR_NOTFOUND ? TM_OK : rc;
 }
 
@@ -365,7 +321,7 @@ static void batch_reserve(struct frun *fr, size_t n)
 struct write_ctx {
     struct frun *fr;
     uint32_t gen;
-    const struct stage_rec *rec;
+    const struct tm_stage *rec;
     struct tm_buf buf;
 };
 
@@ -391,7 +347,7 @@ static int write_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
 struct stage_write {
     struct frun *fr;
     uint32_t gen;
-    const struct stage_rec *rec;
+    const struct tm_stage *rec;
 };
 
 static int stage_write_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
@@ -402,7 +358,7 @@ static int stage_write_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
 }
 
 /* Decides generation `gen` from document id `from`; `rec` is its stage record, updated. */
-static int filter_generation(struct frun *fr, uint32_t gen, uint64_t from, struct stage_rec *rec)
+static int filter_generation(struct frun *fr, uint32_t gen, uint64_t from, struct tm_stage *rec)
 {
     const struct flt_options *opt = fr->opt;
     uint64_t id = from, end = tm_doc_make_id(gen + 1, 0);
@@ -472,10 +428,10 @@ static int filter_generation(struct frun *fr, uint32_t gen, uint64_t from, struc
             return rc;
         for (size_t i = 0; i < fr->n; i++)
             agg_add(&fr->run_agg, &fr->decs[i]);
-        rec->state = STAGE_PARTIAL;
+        rec->state = TM_STAGE_PARTIAL;
         rec->config_hash = fr->hash;
         rec->next_id = last + 1;
-        rec->docs += fr->n;
+        rec->aux += fr->n;
         if (!opt->dry_run) {
             struct write_ctx wc = {.fr = fr, .gen = gen, .rec = rec};
             if ((rc = tm_db_write(db, write_fn, &wc)))
@@ -485,7 +441,7 @@ static int filter_generation(struct frun *fr, uint32_t gen, uint64_t from, struc
         tm_progress_add(&fr->progress, fr->n, bytes);
         id = last + 1;
     }
-    rec->state = STAGE_DONE;
+    rec->state = TM_STAGE_DONE;
     rec->config_hash = fr->hash;
     rec->next_id = end;
     if (!opt->dry_run) {
@@ -649,24 +605,7 @@ static int build_config(const struct flt_options *opt, struct flt_config *cfg)
             tm_log_error("--allow: %s", err);
             return TM_ERR_USAGE;
         }
-    for (size_t k = 0; k < opt->set.count; k++) {
-        const char *s = opt->set.items[k];
-        const char *dot = strchr(s, '.'), *eq = strchr(s, '=');
-        if (!dot || !eq || dot > eq) {
-            tm_log_error("--set '%s': want SECTION.KEY=VALUE (e.g. text.gopher_min_words=40)", s);
-            return TM_ERR_USAGE;
-        }
-        char *section = tm_xstrndup(s, (size_t)(dot - s));
-        char *key = tm_xstrndup(dot + 1, (size_t)(eq - dot - 1));
-        rc = flt_config_set(cfg, section, key, eq + 1, err, sizeof err);
-        free(section);
-        free(key);
-        if (rc) {
-            tm_log_error("--set '%s': %s", s, err);
-            return rc;
-        }
-    }
-    return TM_OK;
+    return tm_ini_apply_sets(&opt->set, "--set", flt_config_set_fn, cfg);
 }
 
 static int build_tox(const struct flt_config *cfg, struct flt_tox **out)
@@ -712,7 +651,7 @@ int flt_setup(const struct flt_options *opt, struct flt_config *cfg, struct flt_
 struct plan_item {
     uint32_t gen;
     uint64_t from;
-    struct stage_rec rec;
+    struct tm_stage rec;
 };
 
 struct plan_ctx {
@@ -747,27 +686,27 @@ static int plan_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
                         g);
             continue;
         }
-        struct stage_rec rec = {0};
+        struct tm_stage rec = {0};
         rc = stage_get(&fr->store, txn, g, &rec);
         if (rc && rc != TM_ERR_NOTFOUND)
             return rc;
         uint64_t from = tm_doc_make_id(g, 0);
         if (rc == TM_OK) {
             int same = rec.config_hash == fr->hash;
-            if (rec.state == STAGE_DONE && !fr->opt->redo) {
+            if (rec.state == TM_STAGE_DONE && !fr->opt->redo) {
                 if (!same)
                     p->stale_gens++;
                 continue;
             }
-            if (rec.state == STAGE_PARTIAL && same && !fr->opt->redo)
+            if (rec.state == TM_STAGE_PARTIAL && same && !fr->opt->redo)
                 from = rec.next_id; /* continue where a killed run stopped */
             else
-                rec.docs = 0;
+                rec.aux = 0;
         }
         uint64_t gdocs = 0;
         for (int d = 0; d < TM_DOMAIN_COUNT; d++)
             gdocs += gr.docs[d];
-        p->docs_total += gdocs > rec.docs ? gdocs - rec.docs : 0;
+        p->docs_total += gdocs > rec.aux ? gdocs - rec.aux : 0;
         p->items[p->n].gen = g;
         p->items[p->n].from = from;
         p->items[p->n].rec = rec;
