@@ -1,6 +1,8 @@
 /* tm_store: opening the document store and its fixed-size records. */
 #include "tm_store.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,4 +334,80 @@ int tm_stage_put(struct tm_store *s, MDB_txn *txn, const char *stage, uint32_t g
     tm_le64_put(val + TM_REC_HDR + 16, in->next_id);
     tm_le64_put(val + TM_REC_HDR + 24, in->aux);
     return tm_db_put(&s->db, txn, TM_STORE_STAGES, key, klen, val, sizeof val, 0);
+}
+
+/* ---- JSON Lines export ------------------------------------------------------------------- */
+
+struct export_ctx {
+    struct tm_store *s;
+    unsigned dbi;
+    FILE *out;
+    int (*row)(void *ctx, uint64_t id, const void *val, size_t len, cJSON *obj);
+    void *ctx;
+};
+
+static int export_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+{
+    struct export_ctx *c = vctx;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, db->dbi[c->dbi], &cur))
+        return TM_ERR_DB;
+    MDB_val k, v;
+    int rc = TM_OK;
+    for (int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == TM_OK;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8)
+            continue;
+        uint64_t id = tm_be64_get(k.mv_data);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)id);
+        struct tm_doc doc;
+        int have_doc = tm_store_get_doc(c->s, txn, id, &doc) == TM_OK;
+        if (have_doc)
+            cJSON_AddStringToObject(o, "source", doc.source);
+        if (c->row(c->ctx, id, v.mv_data, v.mv_size, o) != 0) {
+            cJSON_Delete(o);
+            continue;
+        }
+        if (have_doc) {
+            cJSON *meta = cJSON_ParseWithLength(doc.meta, doc.meta_len);
+            if (meta)
+                cJSON_AddItemToObject(o, "meta", meta);
+        }
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!line || fprintf(c->out, "%s\n", line) < 0)
+            rc = TM_ERR_IO;
+        free(line);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int tm_store_export_jsonl(struct tm_store *s, unsigned dbi, const char *path,
+                          int (*row)(void *ctx, uint64_t id, const void *val, size_t len,
+                                     cJSON *obj),
+                          void *ctx)
+{
+    size_t plen = strlen(path) + 16;
+    char *tmp = tm_xmalloc(plen);
+    snprintf(tmp, plen, "%s.partial", path);
+    struct export_ctx c = {.s = s, .dbi = dbi, .out = fopen(tmp, "w"), .row = row, .ctx = ctx};
+    if (!c.out) {
+        tm_log_error("%s: cannot create: %m", tmp);
+        free(tmp);
+        return TM_ERR_IO;
+    }
+    int rc = tm_db_read(&s->db, export_fn, &c);
+    if (fflush(c.out) != 0 || fsync(fileno(c.out)) != 0)
+        rc = rc ? rc : TM_ERR_IO;
+    fclose(c.out);
+    if (rc == TM_OK && rename(tmp, path) != 0)
+        rc = TM_ERR_IO;
+    if (rc) {
+        tm_log_error("%s: cannot write the export", path);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
 }

@@ -107,6 +107,17 @@ int tm_store_get_doc(struct tm_store *s, MDB_txn *txn, uint64_t id, struct tm_do
 int tm_store_foreach(struct tm_store *s, MDB_txn *txn, uint32_t first_gen, uint32_t last_gen,
                      int (*fn)(void *ctx, const struct tm_doc *doc), void *ctx);
 
+struct cJSON;
+/* Writes one JSON line per record of database `dbi` (keys: big-endian document ids), in id
+ * order, to `path`: written to "path.partial", synced and renamed, so the file appears whole or
+ * not at all. Each line holds "id" and the document's "source", then what row(ctx, id, val,
+ * obj) adds (a non-zero return skips the record), then the document's "meta". TM_OK, TM_ERR_IO
+ * (logged), or a store error. */
+int tm_store_export_jsonl(struct tm_store *s, unsigned dbi, const char *path,
+                          int (*row)(void *ctx, uint64_t id, const void *val, size_t len,
+                                     struct cJSON *obj),
+                          void *ctx);
+
 /* A stage's progress on one generation: record "TMSG" version 1 under "<stage>/" + big-endian
  * generation in the `stages` database. */
 enum tm_stage_state { TM_STAGE_PARTIAL = 1, TM_STAGE_DONE = 2 };

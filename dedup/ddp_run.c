@@ -352,7 +352,10 @@ static int step_hash(struct drun *r, MDB_txn *txn, int filtered)
         }
         if ((rc = ddp_runs_add(&r->runs, pairs, np)))
             break;
-        tm_progress_add(&r->progress, b.n, 0);
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < b.n; i++)
+            bytes += b.it[i].len;
+        tm_progress_add(&r->progress, b.n, bytes);
     }
     mdb_cursor_close(lc);
     mdb_cursor_close(cur);
@@ -964,77 +967,21 @@ static int show_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
     return TM_OK;
 }
 
-struct export_ctx {
-    FILE *out;
-    struct drun *r;
-};
-
-static int export_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+/* One line of --export: the decision's fields (tm_store_export_jsonl adds id, source, meta). */
+static int export_row(void *ctx, uint64_t id, const void *val, size_t len, cJSON *o)
 {
-    struct export_ctx *c = vctx;
-    MDB_cursor *cur;
-    if (mdb_cursor_open(txn, db->dbi[TM_STORE_DEDUP], &cur))
-        return TM_ERR_DB;
-    MDB_val k, v;
-    int rc = TM_OK;
-    for (int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == TM_OK;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8)
-            continue;
-        uint64_t id = tm_be64_get(k.mv_data);
-        struct ddp_decision d;
-        if (ddp_decision_decode(v.mv_data, v.mv_size, &d, NULL, "decision") != TM_OK)
-            continue;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)id);
-        struct tm_doc doc;
-        int have_doc = tm_store_get_doc(&c->r->store, txn, id, &doc) == TM_OK;
-        if (have_doc)
-            cJSON_AddStringToObject(o, "source", doc.source);
-        cJSON_AddStringToObject(o, "domain", tm_domain_name(d.domain));
-        cJSON_AddStringToObject(o, "status", ddp_status_name(d.status));
-        if (d.status != DDP_KEPT)
-            cJSON_AddNumberToObject(o, "of", (double)d.of);
-        if (d.status == DDP_NEAR && d.similarity >= 0)
-            cJSON_AddNumberToObject(o, "similarity", d.similarity);
-        if (have_doc) {
-            cJSON *meta = cJSON_ParseWithLength(doc.meta, doc.meta_len);
-            if (meta)
-                cJSON_AddItemToObject(o, "meta", meta);
-        }
-        char *line = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!line || fprintf(c->out, "%s\n", line) < 0)
-            rc = TM_ERR_IO;
-        free(line);
-    }
-    mdb_cursor_close(cur);
-    return rc;
-}
-
-static int export_decisions(struct drun *r, const char *path)
-{
-    size_t plen = strlen(path) + 16;
-    char *tmp = tm_xmalloc(plen);
-    snprintf(tmp, plen, "%s.partial", path);
-    struct export_ctx c = {.out = fopen(tmp, "w"), .r = r};
-    if (!c.out) {
-        tm_log_error("%s: cannot create: %m", tmp);
-        free(tmp);
-        return TM_ERR_IO;
-    }
-    int rc = tm_db_read(&r->store.db, export_fn, &c);
-    if (fflush(c.out) != 0 || fsync(fileno(c.out)) != 0)
-        rc = rc ? rc : TM_ERR_IO;
-    fclose(c.out);
-    if (rc == TM_OK && rename(tmp, path) != 0)
-        rc = TM_ERR_IO;
-    if (rc) {
-        tm_log_error("%s: cannot write the export", path);
-        unlink(tmp);
-    }
-    free(tmp);
-    return rc;
+    (void)ctx;
+    (void)id;
+    struct ddp_decision d;
+    if (ddp_decision_decode(val, len, &d, NULL, "decision") != TM_OK)
+        return 1;
+    cJSON_AddStringToObject(o, "domain", tm_domain_name(d.domain));
+    cJSON_AddStringToObject(o, "status", ddp_status_name(d.status));
+    if (d.status != DDP_KEPT)
+        cJSON_AddNumberToObject(o, "of", (double)d.of);
+    if (d.status == DDP_NEAR && d.similarity >= 0)
+        cJSON_AddNumberToObject(o, "similarity", d.similarity);
+    return 0;
 }
 
 /* ---- The run ----------------------------------------------------------------------------------
@@ -1220,7 +1167,7 @@ int ddp_dedup_run(const struct ddp_options *opt, int progress, cJSON *stats)
                r.agg.candidates, r.agg.older_candidates, r.agg.rejected);
     }
     if (rc == TM_OK && opt->export_path)
-        rc = export_decisions(&r, opt->export_path);
+        rc = tm_store_export_jsonl(&r.store, TM_STORE_DEDUP, opt->export_path, export_row, NULL);
     if (rc == TM_OK && r.errors)
         rc = TM_ERR_PARTIAL;
 out_plan:

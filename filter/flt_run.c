@@ -481,107 +481,49 @@ static int total_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
 
 /* ---- Export --------------------------------------------------------------------------------- */
 
-struct export_ctx {
-    FILE *out;
-    const char *path;
-};
-
-static int export_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+/* One line of --export: the decision's fields (tm_store_export_jsonl adds id, source, meta). */
+static int export_row(void *ctx, uint64_t id, const void *val, size_t len, cJSON *o)
 {
-    struct export_ctx *c = vctx;
-    MDB_cursor *cur;
-    if (mdb_cursor_open(txn, db->dbi[TM_STORE_FILTER], &cur))
-        return TM_ERR_DB;
-    struct flt_decision d;
-    flt_decision_init(&d);
-    MDB_val k, v;
-    int rc = TM_OK, mrc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == TM_OK;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8)
-            continue;
-        uint64_t id = tm_be64_get(k.mv_data);
-        char what[64];
-        snprintf(what, sizeof what, "decision %" PRIu64, id);
-        if (flt_decision_decode(v.mv_data, v.mv_size, &d, NULL, what) != TM_OK)
-            continue;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)id);
-        const void *dv;
-        size_t dlen;
-        struct tm_doc doc;
-        int have_doc = tm_db_get(db, txn, TM_STORE_DOCS, k.mv_data, 8, &dv, &dlen) == TM_OK &&
-                       tm_doc_decode(dv, dlen, &doc, what) == TM_OK;
-        if (have_doc)
-            cJSON_AddStringToObject(o, "source", doc.source);
-        cJSON_AddStringToObject(o, "domain", tm_domain_name(d.domain));
-        cJSON_AddStringToObject(o, "action", flt_action_name(d.action));
-        if (d.rule < FLT_R_COUNT)
-            cJSON_AddStringToObject(o, "rule", flt_rule_by_id(d.rule)->name);
-        else
-            cJSON_AddNullToObject(o, "rule");
-        cJSON_AddNumberToObject(o, "toxicity", d.tox_score);
-        cJSON_AddNumberToObject(o, "tox_hits", d.tox_hits);
-        cJSON *spans = cJSON_AddArrayToObject(o, "spans");
-        cJSON *srules = cJSON_AddArrayToObject(o, "span_rules");
-        for (size_t s = 0; s < d.spans.n; s++) {
-            cJSON *pair = cJSON_CreateArray();
-            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)d.spans.v[s].start));
-            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)d.spans.v[s].end));
-            cJSON_AddItemToArray(spans, pair);
-            const struct flt_rule *r = flt_rule_by_id(d.spans.v[s].rule);
-            cJSON_AddItemToArray(srules, cJSON_CreateString(r ? r->name : "?"));
-        }
-        cJSON *fired = cJSON_AddArrayToObject(o, "fired");
-        for (int r = 0; r < FLT_R_COUNT; r++)
-            if (d.fired >> r & 1)
-                cJSON_AddItemToArray(fired, cJSON_CreateString(flt_rule_by_id((unsigned)r)->name));
-        cJSON *vals = cJSON_AddObjectToObject(o, "values");
-        for (int r = 0; r < FLT_R_COUNT; r++)
-            if (!isnan(d.values[r]))
-                cJSON_AddNumberToObject(vals, flt_rule_by_id((unsigned)r)->name, d.values[r]);
-        if (have_doc) {
-            cJSON *meta = cJSON_ParseWithLength(doc.meta, doc.meta_len);
-            if (meta)
-                cJSON_AddItemToObject(o, "meta", meta);
-        }
-        char *line = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!line || fprintf(c->out, "%s\n", line) < 0) {
-            tm_log_error("%s: cannot write the export", c->path);
-            rc = TM_ERR_IO;
-        }
-        free(line);
+    struct flt_decision *d = ctx;
+    char what[64];
+    snprintf(what, sizeof what, "decision %" PRIu64, id);
+    if (flt_decision_decode(val, len, d, NULL, what) != TM_OK)
+        return 1;
+    cJSON_AddStringToObject(o, "domain", tm_domain_name(d->domain));
+    cJSON_AddStringToObject(o, "action", flt_action_name(d->action));
+    if (d->rule < FLT_R_COUNT)
+        cJSON_AddStringToObject(o, "rule", flt_rule_by_id(d->rule)->name);
+    else
+        cJSON_AddNullToObject(o, "rule");
+    cJSON_AddNumberToObject(o, "toxicity", d->tox_score);
+    cJSON_AddNumberToObject(o, "tox_hits", d->tox_hits);
+    cJSON *spans = cJSON_AddArrayToObject(o, "spans");
+    cJSON *srules = cJSON_AddArrayToObject(o, "span_rules");
+    for (size_t s = 0; s < d->spans.n; s++) {
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)d->spans.v[s].start));
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)d->spans.v[s].end));
+        cJSON_AddItemToArray(spans, pair);
+        const struct flt_rule *r = flt_rule_by_id(d->spans.v[s].rule);
+        cJSON_AddItemToArray(srules, cJSON_CreateString(r ? r->name : "?"));
     }
-    flt_decision_release(&d);
-    mdb_cursor_close(cur);
-    return rc;
+    cJSON *fired = cJSON_AddArrayToObject(o, "fired");
+    for (int r = 0; r < FLT_R_COUNT; r++)
+        if (d->fired >> r & 1)
+            cJSON_AddItemToArray(fired, cJSON_CreateString(flt_rule_by_id((unsigned)r)->name));
+    cJSON *vals = cJSON_AddObjectToObject(o, "values");
+    for (int r = 0; r < FLT_R_COUNT; r++)
+        if (!isnan(d->values[r]))
+            cJSON_AddNumberToObject(vals, flt_rule_by_id((unsigned)r)->name, d->values[r]);
+    return 0;
 }
 
 static int export_decisions(struct frun *fr, const char *path)
 {
-    size_t plen = strlen(path);
-    char *tmp = tm_xmalloc(plen + 16);
-    snprintf(tmp, plen + 16, "%s.partial", path);
-    struct export_ctx c = {.out = fopen(tmp, "w"), .path = path};
-    if (!c.out) {
-        tm_log_error("%s: cannot create: %m", tmp);
-        free(tmp);
-        return TM_ERR_IO;
-    }
-    int rc = tm_db_read(&fr->store.db, export_fn, &c);
-    if (fflush(c.out) != 0 || fsync(fileno(c.out)) != 0) {
-        tm_log_error("%s: cannot write: %m", tmp);
-        rc = rc ? rc : TM_ERR_IO;
-    }
-    fclose(c.out);
-    if (rc == TM_OK && rename(tmp, path) != 0) {
-        tm_log_error("%s: cannot rename to %s: %m", tmp, path);
-        rc = TM_ERR_IO;
-    }
-    if (rc)
-        unlink(tmp);
-    free(tmp);
+    struct flt_decision d;
+    flt_decision_init(&d);
+    int rc = tm_store_export_jsonl(&fr->store, TM_STORE_FILTER, path, export_row, &d);
+    flt_decision_release(&d);
     return rc;
 }
 
