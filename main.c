@@ -7,6 +7,7 @@
 #include "dedup/dedup.h"
 #include "filter/filter.h"
 #include "ingest/ingest.h"
+#include "tokenize/tokenize.h"
 
 #ifndef TOKENMILL_VERSION
 #define TOKENMILL_VERSION "0.1.0"
@@ -17,6 +18,8 @@ static const struct tm_command *const commands[] = {
     &ing_inspect_command,
     &flt_filter_command,
     &ddp_dedup_command,
+    &tok_encode_command,
+    &tok_decode_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
