@@ -14,12 +14,8 @@
 #endif
 
 static const struct tm_command *const commands[] = {
-    &ing_ingest_command,
-    &ing_inspect_command,
-    &flt_filter_command,
-    &ddp_dedup_command,
-    &tok_encode_command,
-    &tok_decode_command,
+    &ing_ingest_command, &ing_inspect_command, &flt_filter_command,
+    &ddp_dedup_command,  &tok_encode_command,  &tok_decode_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
