@@ -14,17 +14,13 @@
 #include "flt_internal.h"
 #include "tm_err.h"
 #include "tm_log.h"
+#include "fuzz_quiet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static FILE *quiet;
-    if (!quiet) { /* parse errors are expected, not news */
-        quiet = fopen("/dev/null", "w");
-        if (quiet)
-            tm_log_set_stream(quiet, 0);
-    }
+    fuzz_quiet_logs();
     struct flt_config c;
     flt_config_defaults(&c);
     int rc = flt_config_parse(&c, (const char *)data, size, "fuzz");

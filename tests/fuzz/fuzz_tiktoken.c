@@ -14,6 +14,7 @@
 #include "tokenize.h"
 #include "tm_err.h"
 #include "tm_log.h"
+#include "fuzz_quiet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,12 +69,7 @@ static size_t make_utf8(const uint8_t *in, size_t n, char *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static FILE *quiet;
-    if (!quiet) { /* refusals are expected, not news */
-        quiet = fopen("/dev/null", "w");
-        if (quiet)
-            tm_log_set_stream(quiet, 0);
-    }
+    fuzz_quiet_logs();
     const uint8_t *ff = memchr(data, '\f', size);
     size_t vlen = ff ? (size_t)(ff - data) : size;
     struct tok_vocab *v;
