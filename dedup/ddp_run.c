@@ -515,7 +515,118 @@ static int text_of(struct drun *r, MDB_txn *txn, uint64_t id, struct tm_buf *buf
     return flt_document_text(&r->store, txn, &doc, buf, &verdict, text, len);
 }
 
-static int step_near(struct drun *r, MDB_txn *txn)
+/* The similarity of candidate pair `e` as its domain verifies it (-1 when it does not). */
+static double edge_sim(struct drun *r, MDB_txn *txn, struct ddp_work *w, const struct edge *e,
+                       struct tm_buf *b1, struct tm_buf *b2)
+{
+    const struct gdoc *g = &r->d[e->k];
+    const struct ddp_domain_cfg *dc = &r->cfg.dom[g->domain];
+    const struct ddp_params *p = &r->params[g->domain];
+    if (dc->verify == DDP_VERIFY_SIGNATURE) {
+        if (e->other_k != UINT32_MAX)
+            return ddp_jaccard_estimate(p, r->sig[e->k], r->sig[e->other_k]);
+        const char *t;
+        size_t len;
+        if (text_of(r, txn, e->older, b2, &t, &len) != TM_OK)
+            return 0;
+        uint32_t *tmp = tm_xmalloc(sizeof(uint32_t) * r->cfg.nperm);
+        ddp_signature(w, p, t, len, tmp);
+        double sim = ddp_jaccard_estimate(p, r->sig[e->k], tmp);
+        free(tmp);
+        return sim;
+    }
+    if (dc->verify == DDP_VERIFY_EXACT) {
+        const char *t1, *t2;
+        size_t l1, l2;
+        uint64_t other_id = e->other_k == UINT32_MAX ? e->older : r->d[e->other_k].id;
+        if (text_of(r, txn, g->id, b1, &t1, &l1) != TM_OK ||
+            text_of(r, txn, other_id, b2, &t2, &l2) != TM_OK)
+            return 0;
+        return ddp_jaccard_exact(w, p, t1, l1, t2, l2);
+    }
+    return -1;
+}
+
+/* Verification on the worker threads: each candidate pair's similarity into sim[i], each thread
+ * with its own read transaction; the union-find that follows uses them in edge order, so the
+ * clusters do not depend on the threads. */
+struct verify_job {
+    struct drun *r;
+    double *sim;
+    atomic_size_t next;
+};
+
+struct verify_arg {
+    struct verify_job *job;
+    int idx;
+};
+
+/* Pairs handed to a thread at a time. */
+#define VERIFY_CHUNK 16
+
+static int edge_needed(const struct drun *r, size_t i)
+{
+    const struct edge *e = &r->e[i];
+    return !(i > 0 && edge_cmp(e, &r->e[i - 1]) == 0) && r->d[e->k].status != DDP_EXACT;
+}
+
+static void *verify_worker(void *varg)
+{
+    struct verify_arg *a = varg;
+    struct verify_job *j = a->job;
+    struct drun *r = j->r;
+    MDB_txn *txn;
+    if (mdb_txn_begin(r->store.db.env, NULL, MDB_RDONLY, &txn) != 0)
+        return NULL; /* its pairs stay at NAN: the caller notices */
+    struct tm_buf b1, b2;
+    tm_buf_init(&b1, 0);
+    tm_buf_init(&b2, 0);
+    for (;;) {
+        size_t i0 = atomic_fetch_add(&j->next, VERIFY_CHUNK);
+        if (i0 >= r->ne)
+            break;
+        size_t i1 = i0 + VERIFY_CHUNK < r->ne ? i0 + VERIFY_CHUNK : r->ne;
+        for (size_t i = i0; i < i1; i++)
+            if (edge_needed(r, i))
+                j->sim[i] = edge_sim(r, txn, r->work[a->idx], &r->e[i], &b1, &b2);
+    }
+    tm_buf_release(&b1);
+    tm_buf_release(&b2);
+    mdb_txn_abort(txn);
+    return NULL;
+}
+
+static int verify_edges(struct drun *r, double *sim)
+{
+    for (size_t i = 0; i < r->ne; i++)
+        sim[i] = NAN;
+    struct verify_job job = {.r = r, .sim = sim};
+    atomic_store(&job.next, 0);
+    int nt = r->nthreads;
+    pthread_t tids[256];
+    struct verify_arg args[256];
+    int started = 0;
+    for (int t = 1; t < nt; t++) {
+        args[t].job = &job;
+        args[t].idx = t;
+        if (pthread_create(&tids[t], NULL, verify_worker, &args[t]) != 0)
+            break;
+        started = t;
+    }
+    args[0].job = &job;
+    args[0].idx = 0;
+    verify_worker(&args[0]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(tids[t], NULL);
+    for (size_t i = 0; i < r->ne; i++)
+        if (edge_needed(r, i) && isnan(sim[i])) {
+            tm_log_error("%s: cannot begin a read transaction to verify pairs", r->store.db.path);
+            return TM_ERR_DB;
+        }
+    return TM_OK;
+}
+
+static int step_near(struct drun *r)
 {
     int rc = ddp_runs_groups(&r->runs, 2, group_fn, r);
     if (rc)
@@ -535,47 +646,17 @@ static int step_near(struct drun *r, MDB_txn *txn)
     u.parent = tm_xmalloc(sizeof(uint32_t) * (r->n + u.nolder + 1));
     for (size_t i = 0; i < r->n + u.nolder; i++)
         u.parent[i] = (uint32_t)i;
-    struct tm_buf b1, b2;
-    tm_buf_init(&b1, 0);
-    tm_buf_init(&b2, 0);
-    struct ddp_work *w = r->work[0];
+    double *sims = tm_xmalloc(sizeof(double) * (r->ne + 1));
+    rc = verify_edges(r, sims);
     for (size_t i = 0; i < r->ne && rc == TM_OK; i++) {
+        if (!edge_needed(r, i))
+            continue; /* the same pair from another band, or an exact duplicate */
         struct edge *e = &r->e[i];
-        if (i > 0 && edge_cmp(e, &r->e[i - 1]) == 0)
-            continue; /* the same pair from another band */
         struct gdoc *g = &r->d[e->k];
-        if (g->status == DDP_EXACT)
-            continue;
         r->agg.candidates++;
         r->agg.older_candidates += e->other_k == UINT32_MAX;
         const struct ddp_domain_cfg *dc = &r->cfg.dom[g->domain];
-        double sim = -1;
-        if (dc->verify == DDP_VERIFY_SIGNATURE) {
-            const uint32_t *other = NULL;
-            uint32_t *tmp = NULL;
-            if (e->other_k != UINT32_MAX) {
-                other = r->sig[e->other_k];
-            } else {
-                const char *t;
-                size_t len;
-                if (text_of(r, txn, e->older, &b2, &t, &len) == TM_OK) {
-                    tmp = tm_xmalloc(sizeof(uint32_t) * r->cfg.nperm);
-                    ddp_signature(w, &r->params[g->domain], t, len, tmp);
-                    other = tmp;
-                }
-            }
-            sim = other ? ddp_jaccard_estimate(&r->params[g->domain], r->sig[e->k], other) : 0;
-            free(tmp);
-        } else if (dc->verify == DDP_VERIFY_EXACT) {
-            const char *t1, *t2;
-            size_t l1, l2;
-            uint64_t other_id = e->other_k == UINT32_MAX ? e->older : r->d[e->other_k].id;
-            if (text_of(r, txn, g->id, &b1, &t1, &l1) == TM_OK &&
-                text_of(r, txn, other_id, &b2, &t2, &l2) == TM_OK)
-                sim = ddp_jaccard_exact(w, &r->params[g->domain], t1, l1, t2, l2);
-            else
-                sim = 0;
-        }
+        double sim = sims[i];
         if (dc->verify != DDP_VERIFY_OFF && sim < dc->threshold) {
             r->agg.rejected++;
             continue;
@@ -593,8 +674,7 @@ static int step_near(struct drun *r, MDB_txn *txn)
         if (other < u.n && sim > r->d[other].sim)
             r->d[other].sim = (float)sim;
     }
-    tm_buf_release(&b1);
-    tm_buf_release(&b2);
+    free(sims);
     for (size_t k = 0; k < r->n; k++) {
         struct gdoc *g = &r->d[k];
         if (g->status == DDP_EXACT)
@@ -846,9 +926,9 @@ static int dedup_generation(struct drun *r, uint32_t gen, struct tm_stage *rec, 
     int rc = step_hash(r, txn, filtered);
     if (rc == TM_OK)
         rc = step_exact(r, txn);
-    if (rc == TM_OK)
-        rc = step_near(r, txn);
     mdb_txn_abort(txn);
+    if (rc == TM_OK)
+        rc = step_near(r);
     if (rc == TM_OK)
         cluster_sizes(r);
     if (rc == TM_OK && !r->opt->dry_run) {
