@@ -3,7 +3,6 @@
  * disk (ddp_runs.c), and signatures are kept only for domains verified by signature. */
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include "../core/tm_progress.h"
 #include "../core/tm_stats.h"
 #include "../core/tm_store.h"
+#include "../core/tm_thread.h"
 #include "../filter/filter.h"
 
 /* ---- Records ---------------------------------------------------------------------------- */
@@ -188,17 +188,11 @@ struct batch {
     atomic_size_t next;
 };
 
-struct worker_arg {
-    struct batch *b;
-    int idx;
-};
-
-static void *hash_worker(void *varg)
+static void hash_worker(void *ctx, int idx)
 {
-    struct worker_arg *w = varg;
-    struct batch *b = w->b;
+    struct batch *b = ctx;
     struct drun *r = b->r;
-    struct ddp_work *work = r->work[w->idx];
+    struct ddp_work *work = r->work[idx];
     for (;;) {
         size_t i = atomic_fetch_add(&b->next, 1);
         if (i >= b->n)
@@ -214,29 +208,12 @@ static void *hash_worker(void *varg)
             ddp_exact_hash(work, p, it->text, it->len, g->exact);
         }
     }
-    return NULL;
 }
 
 static void run_batch(struct batch *b)
 {
-    struct drun *r = b->r;
     atomic_store(&b->next, 0);
-    int nt = r->nthreads < (int)b->n ? r->nthreads : (int)b->n;
-    pthread_t tids[256];
-    struct worker_arg args[256];
-    int started = 0;
-    for (int t = 1; t < nt; t++) {
-        args[t].b = b;
-        args[t].idx = t;
-        if (pthread_create(&tids[t], NULL, hash_worker, &args[t]) != 0)
-            break;
-        started = t;
-    }
-    args[0].b = b;
-    args[0].idx = 0;
-    hash_worker(&args[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(tids[t], NULL);
+    tm_run_threads(b->r->nthreads < (int)b->n ? b->r->nthreads : (int)b->n, hash_worker, b);
 }
 
 /* Documents decided per batch while hashing; their texts stay mapped for the batch. */
@@ -556,11 +533,6 @@ struct verify_job {
     atomic_size_t next;
 };
 
-struct verify_arg {
-    struct verify_job *job;
-    int idx;
-};
-
 /* Pairs handed to a thread at a time. */
 #define VERIFY_CHUNK 16
 
@@ -570,14 +542,13 @@ static int edge_needed(const struct drun *r, size_t i)
     return !(i > 0 && edge_cmp(e, &r->e[i - 1]) == 0) && r->d[e->k].status != DDP_EXACT;
 }
 
-static void *verify_worker(void *varg)
+static void verify_worker(void *ctx, int idx)
 {
-    struct verify_arg *a = varg;
-    struct verify_job *j = a->job;
+    struct verify_job *j = ctx;
     struct drun *r = j->r;
     MDB_txn *txn;
     if (mdb_txn_begin(r->store.db.env, NULL, MDB_RDONLY, &txn) != 0)
-        return NULL; /* its pairs stay at NAN: the caller notices */
+        return; /* its pairs stay at NAN: the caller notices */
     struct tm_buf b1, b2;
     tm_buf_init(&b1, 0);
     tm_buf_init(&b2, 0);
@@ -588,12 +559,11 @@ static void *verify_worker(void *varg)
         size_t i1 = i0 + VERIFY_CHUNK < r->ne ? i0 + VERIFY_CHUNK : r->ne;
         for (size_t i = i0; i < i1; i++)
             if (edge_needed(r, i))
-                j->sim[i] = edge_sim(r, txn, r->work[a->idx], &r->e[i], &b1, &b2);
+                j->sim[i] = edge_sim(r, txn, r->work[idx], &r->e[i], &b1, &b2);
     }
     tm_buf_release(&b1);
     tm_buf_release(&b2);
     mdb_txn_abort(txn);
-    return NULL;
 }
 
 static int verify_edges(struct drun *r, double *sim)
@@ -602,22 +572,7 @@ static int verify_edges(struct drun *r, double *sim)
         sim[i] = NAN;
     struct verify_job job = {.r = r, .sim = sim};
     atomic_store(&job.next, 0);
-    int nt = r->nthreads;
-    pthread_t tids[256];
-    struct verify_arg args[256];
-    int started = 0;
-    for (int t = 1; t < nt; t++) {
-        args[t].job = &job;
-        args[t].idx = t;
-        if (pthread_create(&tids[t], NULL, verify_worker, &args[t]) != 0)
-            break;
-        started = t;
-    }
-    args[0].job = &job;
-    args[0].idx = 0;
-    verify_worker(&args[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(tids[t], NULL);
+    tm_run_threads(r->nthreads, verify_worker, &job);
     for (size_t i = 0; i < r->ne; i++)
         if (edge_needed(r, i) && isnan(sim[i])) {
             tm_log_error("%s: cannot begin a read transaction to verify pairs", r->store.db.path);
@@ -1198,11 +1153,7 @@ int ddp_dedup_run(const struct ddp_options *opt, int progress, cJSON *stats)
     }
     if (opt->redo && !opt->dry_run && (rc = tm_db_write(&r.store.db, clear_fn, NULL)))
         goto out;
-    r.nthreads = opt->threads > 0 ? (int)opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (r.nthreads < 1)
-        r.nthreads = 1;
-    if (r.nthreads > 256)
-        r.nthreads = 256;
+    r.nthreads = tm_thread_count(opt->threads);
     r.work = tm_xcalloc((size_t)r.nthreads, sizeof(*r.work));
     for (int t = 0; t < r.nthreads; t++)
         r.work[t] = ddp_work_new();

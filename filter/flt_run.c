@@ -10,7 +10,6 @@
  * uninterrupted run. */
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 #include "../core/tm_progress.h"
 #include "../core/tm_stats.h"
 #include "../core/tm_store.h"
+#include "../core/tm_thread.h"
 
 /* ---- Stage records ----------------------------------------------------------------------- */
 
@@ -254,49 +254,24 @@ struct frun {
     struct tm_progress progress;
 };
 
-struct worker_arg {
-    struct frun *fr;
-    int idx;
-};
-
-static void *worker(void *varg)
+static void worker(void *ctx, int idx)
 {
-    struct worker_arg *w = varg;
-    struct frun *fr = w->fr;
+    struct frun *fr = ctx;
     for (;;) {
         size_t i = atomic_fetch_add(&fr->next, WORK_CHUNK);
         if (i >= fr->n)
             break;
         size_t e = i + WORK_CHUNK < fr->n ? i + WORK_CHUNK : fr->n;
         for (size_t k = i; k < e; k++)
-            fr->rcs[k] = flt_decide(&fr->engines[w->idx], &fr->docs[k], &fr->decs[k]);
+            fr->rcs[k] = flt_decide(&fr->engines[idx], &fr->docs[k], &fr->decs[k]);
     }
-    return NULL;
 }
 
 static int decide_batch(struct frun *fr)
 {
     atomic_store(&fr->next, 0);
-    int nt = fr->nthreads;
-    if ((size_t)nt > (fr->n + WORK_CHUNK - 1) / WORK_CHUNK)
-        nt = (int)((fr->n + WORK_CHUNK - 1) / WORK_CHUNK);
-    if (nt < 1)
-        nt = 1;
-    pthread_t tids[256];
-    struct worker_arg args[256];
-    int started = 0;
-    for (int t = 1; t < nt; t++) {
-        args[t].fr = fr;
-        args[t].idx = t;
-        if (pthread_create(&tids[t], NULL, worker, &args[t]) != 0)
-            break; /* fewer threads: the same decisions, later */
-        started = t;
-    }
-    args[0].fr = fr;
-    args[0].idx = 0;
-    worker(&args[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(tids[t], NULL);
+    size_t chunks = (fr->n + WORK_CHUNK - 1) / WORK_CHUNK;
+    tm_run_threads((size_t)fr->nthreads < chunks ? fr->nthreads : (int)chunks, worker, fr);
     for (size_t k = 0; k < fr->n; k++)
         if (fr->rcs[k])
             return fr->rcs[k];
@@ -721,11 +696,7 @@ int flt_filter_run(const struct flt_options *opt, int progress, cJSON *stats)
         goto out;
     }
 
-    fr.nthreads = opt->threads > 0 ? (int)opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (fr.nthreads < 1)
-        fr.nthreads = 1;
-    if (fr.nthreads > 256)
-        fr.nthreads = 256;
+    fr.nthreads = tm_thread_count(opt->threads);
     fr.engines = tm_xcalloc((size_t)fr.nthreads, sizeof(*fr.engines));
     for (int t = 0; t < fr.nthreads; t++)
         flt_engine_init(&fr.engines[t], &fr.cfg, fr.tox);
