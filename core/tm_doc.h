@@ -50,6 +50,10 @@ static inline uint32_t tm_doc_id_generation(uint64_t id)
 {
     return (uint32_t)(id >> TM_DOC_SEQ_BITS);
 }
+static inline uint64_t tm_doc_id_seq(uint64_t id)
+{
+    return id & (((uint64_t)1 << TM_DOC_SEQ_BITS) - 1);
+}
 
 /* Parses a document id written as a number or as GENERATION:SEQUENCE (what inspect --list
  * shows): 0 with *id set, or -1. */

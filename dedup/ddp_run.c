@@ -585,7 +585,8 @@ static int step_near(struct drun *r)
     int rc = ddp_runs_groups(&r->runs, 2, group_fn, r);
     if (rc)
         return rc;
-    qsort(r->e, r->ne, sizeof(*r->e), edge_cmp);
+    if (r->ne)
+        qsort(r->e, r->ne, sizeof(*r->e), edge_cmp);
     struct uf u = {.n = r->n};
     u.older = tm_xmalloc(sizeof(uint64_t) * (r->ne + 1));
     for (size_t i = 0; i < r->ne; i++)

@@ -24,4 +24,21 @@ struct ddp_options {
 
 extern const struct tm_command ddp_dedup_command;
 
+/* ---- For later stages (tokenize): what dedup decided --------------------------------------- */
+
+#include <lmdb.h>
+#include <stdint.h>
+
+struct tm_store;
+
+/* Whether dedup has finished generation `gen`: *done 1, or 0 (never run, or interrupted).
+ * TM_OK, or a store error. */
+int ddp_generation_done(struct tm_store *st, MDB_txn *txn, uint32_t gen, int *done);
+
+/* Dedup's decision on document `id` (read in `txn`): *kept 1 when it is kept (unique, or the
+ * kept member of its cluster), 0 when it is an exact or near duplicate. TM_ERR_NOTFOUND when
+ * dedup wrote no decision for it (the filter removed it, or its domain is not deduplicated);
+ * TM_ERR_FORMAT / TM_ERR_VERSION for a record that does not decode (logged with the id). */
+int ddp_document_kept(struct tm_store *st, MDB_txn *txn, uint64_t id, int *kept);
+
 #endif
