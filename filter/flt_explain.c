@@ -42,8 +42,7 @@ static int explain_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
     int rc = tm_store_get_doc(c->st, txn, c->id, &doc);
     if (rc == TM_ERR_NOTFOUND) {
         tm_log_error("no document %" PRIu64 " (generation %u, sequence %" PRIu64 ") in %s", c->id,
-                     tm_doc_id_generation(c->id), c->id & (((uint64_t)1 << TM_DOC_SEQ_BITS) - 1),
-                     db->path);
+                     tm_doc_id_generation(c->id), tm_doc_id_seq(c->id), db->path);
         return rc;
     }
     if (rc)
@@ -57,9 +56,9 @@ static int explain_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
         goto done;
     const struct flt_domain_cfg *dc = &c->cfg->dom[doc.domain];
     printf("document %" PRIu64 " (generation %u, #%" PRIu64 "): %s%s%s, %zu bytes\n", doc.id,
-           doc.generation, doc.id & (((uint64_t)1 << TM_DOC_SEQ_BITS) - 1),
-           tm_domain_name(doc.domain), doc.domain == TM_DOMAIN_CODE ? " " : "",
-           doc.domain == TM_DOMAIN_CODE ? doc.lang : "", doc.text_len);
+           doc.generation, tm_doc_id_seq(doc.id), tm_domain_name(doc.domain),
+           doc.domain == TM_DOMAIN_CODE ? " " : "", doc.domain == TM_DOMAIN_CODE ? doc.lang : "",
+           doc.text_len);
     printf("source: %s\n", doc.source);
     printf("decision: %s", flt_action_name(d.action));
     if (d.rule < FLT_R_COUNT)
