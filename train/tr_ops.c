@@ -1,0 +1,280 @@
+/* tr_ops: the elementwise, normalization, embedding, linear, loss and helper operations of the
+ * reference trainer (see tr_ops.h). Attention is in tr_attn.c, the MoE router in tr_router.c,
+ * the GEMM in tr_gemm.c. */
+#include "tr_ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tm_err.h"
+#include "tm_log.h"
+#include "tm_mem.h"
+
+/* ---- embedding ------------------------------------------------------------------------------- */
+
+static int check_ids(const char *what, const int32_t *ids, int N, int V)
+{
+    for (int i = 0; i < N; i++) {
+        if (ids[i] < 0 || ids[i] >= V) {
+            tm_log_error("%s: id %d at row %d is outside the vocabulary [0, %d)", what, (int)ids[i],
+                         i, V);
+            return TM_ERR_USAGE;
+        }
+    }
+    return TM_OK;
+}
+
+int tr_embed_fwd(float *out, const int32_t *ids, const float *table, int N, int V, int D)
+{
+    int rc = check_ids("tr_embed_fwd", ids, N, V);
+    if (rc != TM_OK)
+        return rc;
+    for (int i = 0; i < N; i++)
+        memcpy(out + (size_t)i * D, table + (size_t)ids[i] * D, (size_t)D * sizeof(float));
+    return TM_OK;
+}
+
+int tr_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int V, int D)
+{
+    /* Checked before any write, so a bad id leaves dtable as it was. */
+    int rc = check_ids("tr_embed_bwd", ids, N, V);
+    if (rc != TM_OK)
+        return rc;
+    for (int i = 0; i < N; i++) {
+        float *row = dtable + (size_t)ids[i] * D;
+        const float *d = dout + (size_t)i * D;
+        for (int j = 0; j < D; j++)
+            row[j] += d[j];
+    }
+    return TM_OK;
+}
+
+/* ---- linear ---------------------------------------------------------------------------------- */
+
+int tr_linear_fwd(const struct tr_gemm_cfg *g, float *y, const float *x, const float *W, int N,
+                  int in, int out)
+{
+    return tr_gemm(g, 0, 1, N, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+}
+
+int tr_linear_bwd(const struct tr_gemm_cfg *g, float *dx, float *dW, const float *dy,
+                  const float *x, const float *W, int N, int in, int out)
+{
+    int rc = TM_OK;
+    if (dx)
+        rc = tr_gemm(g, 0, 0, N, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
+    if (rc == TM_OK)
+        rc = tr_gemm(g, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    return rc;
+}
+
+/* ---- RMSNorm --------------------------------------------------------------------------------- */
+
+void tr_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps)
+{
+    for (int i = 0; i < N; i++) {
+        const float *xr = x + (size_t)i * D;
+        float *yr = y + (size_t)i * D;
+        double ss = 0.0;
+        for (int j = 0; j < D; j++)
+            ss += (double)xr[j] * xr[j];
+        float r = (float)(1.0 / sqrt(ss / D + eps));
+        rstd[i] = r;
+        for (int j = 0; j < D; j++)
+            yr[j] = xr[j] * r * w[j];
+    }
+}
+
+void tr_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                    const float *rstd, int N, int D)
+{
+    for (int i = 0; i < N; i++) {
+        const float *xr = x + (size_t)i * D, *dyr = dy + (size_t)i * D;
+        float *dxr = dx + (size_t)i * D;
+        float r = rstd[i];
+        /* mean(dy * w * xhat) first: dx may overwrite dy. */
+        double dot = 0.0;
+        for (int j = 0; j < D; j++) {
+            float xhat = xr[j] * r;
+            dot += (double)dyr[j] * w[j] * xhat;
+            dw[j] += dyr[j] * xhat;
+        }
+        float m = (float)(dot / D);
+        for (int j = 0; j < D; j++)
+            dxr[j] = r * (dyr[j] * w[j] - xr[j] * r * m);
+    }
+}
+
+/* ---- RoPE ------------------------------------------------------------------------------------ */
+
+/* Rotates every head of x by sign * angle into y. The cos/sin table ([T][hd/2]) is built once
+ * per call, in double, so long positions keep their accuracy. */
+static void rope(float *y, const float *x, int B, int T, int heads, int hd, double theta, int pos0,
+                 double sign)
+{
+    int half = hd / 2;
+    if (B <= 0 || T <= 0 || heads <= 0 || half <= 0)
+        return;
+    float *cs = tm_xmalloc((size_t)T * half * 2 * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < half; i++) {
+            double ang = sign * ((double)pos0 + t) * pow(theta, -2.0 * i / hd);
+            cs[((size_t)t * half + i) * 2] = (float)cos(ang);
+            cs[((size_t)t * half + i) * 2 + 1] = (float)sin(ang);
+        }
+    }
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const float *c = cs + (size_t)t * half * 2;
+            for (int h = 0; h < heads; h++) {
+                size_t off = (((size_t)b * T + t) * heads + h) * hd;
+                const float *xr = x + off;
+                float *yr = y + off;
+                for (int i = 0; i < half; i++) {
+                    float x0 = xr[i], x1 = xr[i + half];
+                    float co = c[2 * i], si = c[2 * i + 1];
+                    yr[i] = x0 * co - x1 * si;
+                    yr[i + half] = x0 * si + x1 * co;
+                }
+            }
+        }
+    }
+    free(cs);
+}
+
+void tr_rope_fwd(float *y, const float *x, int B, int T, int heads, int hd, double theta, int pos0)
+{
+    rope(y, x, B, T, heads, hd, theta, pos0, 1.0);
+}
+
+void tr_rope_bwd(float *dx, const float *dy, int B, int T, int heads, int hd, double theta,
+                 int pos0)
+{
+    rope(dx, dy, B, T, heads, hd, theta, pos0, -1.0);
+}
+
+/* ---- SwiGLU ---------------------------------------------------------------------------------- */
+
+/* sigmoid without overflow: exp of a non-positive number only. */
+static float sigmoidf(float a)
+{
+    if (a >= 0.0f)
+        return 1.0f / (1.0f + expf(-a));
+    float e = expf(a);
+    return e / (1.0f + e);
+}
+
+void tr_swiglu_fwd(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] * sigmoidf(a[i]) * b[i];
+}
+
+void tr_swiglu_bwd(float *da, float *db, const float *dout, const float *a, const float *b,
+                   size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float s = sigmoidf(a[i]);
+        float d = dout[i]; /* read before writing: da or db may be dout */
+        float bi = b[i];
+        db[i] = d * a[i] * s;
+        da[i] = d * bi * s * (1.0f + a[i] * (1.0f - s));
+    }
+}
+
+/* ---- cross-entropy --------------------------------------------------------------------------- */
+
+int tr_xent(float *loss, int *n_counted, float *dlogits, const float *logits,
+            const int32_t *targets, int N, int V, float grad_scale)
+{
+    int count = 0;
+    for (int i = 0; i < N; i++) {
+        if (targets[i] == TR_XENT_IGNORE)
+            continue;
+        if (targets[i] < 0 || targets[i] >= V) {
+            tm_log_error("tr_xent: target %d at row %d is outside [0, %d)", (int)targets[i], i, V);
+            return TM_ERR_USAGE;
+        }
+        count++;
+    }
+    double total = 0.0;
+    /* The gradient of a mean over count positions; 0 when none counts (no division by 0). */
+    double gscale = count ? (double)grad_scale / count : 0.0;
+    for (int i = 0; i < N; i++) {
+        const float *l = logits + (size_t)i * V;
+        float *d = dlogits ? dlogits + (size_t)i * V : NULL;
+        if (targets[i] == TR_XENT_IGNORE) {
+            if (d)
+                memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float mx = l[0];
+        for (int j = 1; j < V; j++)
+            mx = l[j] > mx ? l[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < V; j++)
+            sum += exp((double)l[j] - mx);
+        double lse = mx + log(sum);
+        float lt = l[targets[i]]; /* read before d (which may be logits) is written */
+        total += lse - lt;
+        if (d) {
+            for (int j = 0; j < V; j++)
+                d[j] = (float)(gscale * exp((double)l[j] - lse));
+            d[targets[i]] = (float)(gscale * (exp((double)lt - lse) - 1.0));
+        }
+    }
+    *loss = count ? (float)(total / count) : 0.0f;
+    if (n_counted)
+        *n_counted = count;
+    return TM_OK;
+}
+
+/* ---- shape helpers --------------------------------------------------------------------------- */
+
+void tr_concat_fwd(float *out, const float *a, const float *b, int N, int Da, int Db)
+{
+    size_t w = (size_t)Da + Db;
+    for (int i = 0; i < N; i++) {
+        memcpy(out + i * w, a + (size_t)i * Da, (size_t)Da * sizeof(float));
+        memcpy(out + i * w + Da, b + (size_t)i * Db, (size_t)Db * sizeof(float));
+    }
+}
+
+void tr_concat_bwd(float *da, float *db, const float *dout, int N, int Da, int Db)
+{
+    size_t w = (size_t)Da + Db;
+    for (int i = 0; i < N; i++) {
+        memcpy(da + (size_t)i * Da, dout + i * w, (size_t)Da * sizeof(float));
+        memcpy(db + (size_t)i * Db, dout + i * w + Da, (size_t)Db * sizeof(float));
+    }
+}
+
+void tr_add(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+/* ---- gradient clipping ----------------------------------------------------------------------- */
+
+double tr_grad_norm(const struct tr_span *spans, int n_spans)
+{
+    double ss = 0.0;
+    for (int s = 0; s < n_spans; s++)
+        for (size_t i = 0; i < spans[s].n; i++)
+            ss += (double)spans[s].p[i] * spans[s].p[i];
+    return sqrt(ss);
+}
+
+double tr_grad_clip(const struct tr_span *spans, int n_spans, double max_norm)
+{
+    double norm = tr_grad_norm(spans, n_spans);
+    if (!isfinite(norm) || max_norm <= 0.0 || norm <= max_norm)
+        return norm;
+    float f = (float)(max_norm / norm);
+    for (int s = 0; s < n_spans; s++)
+        for (size_t i = 0; i < spans[s].n; i++)
+            spans[s].p[i] *= f;
+    return norm;
+}
