@@ -14,8 +14,9 @@
 #endif
 
 static const struct tm_command *const commands[] = {
-    &ing_ingest_command, &ing_inspect_command, &flt_filter_command,
-    &ddp_dedup_command,  &tok_encode_command,  &tok_decode_command,
+    &ing_ingest_command, &ing_inspect_command,  &flt_filter_command,
+    &ddp_dedup_command,  &tok_tokenize_command, &tok_export_megatron_command,
+    &tok_encode_command, &tok_decode_command,   &tok_train_vocab_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -48,10 +49,17 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: tokenmill <command> [options] [args]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+        fprintf(out, "  %-22s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(out, "\n'tokenmill <command> --help' describes a command's options.\n"
                  "exit status: 0 success, 1 failure, 2 usage, 3 some inputs failed, "
                  "4 workdir locked\n");
+}
+
+/* Whether command name `cmd` is "first second". */
+static int two_words_match(const char *cmd, const char *first, const char *second)
+{
+    size_t n = strlen(first);
+    return strncmp(cmd, first, n) == 0 && cmd[n] == ' ' && strcmp(cmd + n + 1, second) == 0;
 }
 
 int main(int argc, char **argv)
@@ -64,7 +72,8 @@ int main(int argc, char **argv)
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         if (argc > 2 && strcmp(name, "help") == 0) {
             for (size_t i = 0; i < NCOMMANDS; i++)
-                if (strcmp(commands[i]->name, argv[2]) == 0) {
+                if (strcmp(commands[i]->name, argv[2]) == 0 ||
+                    (argc > 3 && two_words_match(commands[i]->name, argv[2], argv[3]))) {
                     tm_opt_help(commands[i], "tokenmill", stdout);
                     return EXIT_OK;
                 }
@@ -76,6 +85,11 @@ int main(int argc, char **argv)
         printf("tokenmill %s\n", TOKENMILL_VERSION);
         return EXIT_OK;
     }
+    /* Two-word commands ("tokenize train-vocab", "export megatron") before one-word ones. */
+    if (argc > 2)
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            if (two_words_match(commands[i]->name, name, argv[2]))
+                return exit_code(tm_command_main(commands[i], "tokenmill", argc - 2, argv + 2));
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i]->name, name) == 0)
             return exit_code(tm_command_main(commands[i], "tokenmill", argc - 1, argv + 1));

@@ -6,7 +6,11 @@
  * the parts are a doubly linked list over byte offsets and the candidate pairs sit in an
  * indexed binary min-heap keyed by (rank, offset of the left part): a merge touches two
  * neighbours, each an O(log n) heap update, so a piece costs O(n log n). Ordering by the left
- * part's offset is ordering by its index in tiktoken's array, so ties resolve the same way. */
+ * part's offset is ordering by its index in tiktoken's array, so ties resolve the same way.
+ *
+ * Most pieces are short (a word, a run of punctuation), and for them tiktoken's own loop over a
+ * small array is cheaper than the heap's bookkeeping: pieces up to BPE_SMALL bytes take that
+ * path (bpe_small), which is O(n^2) in the worst case but n is bounded. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,34 +108,98 @@ void tok_bpe_scratch_release(struct tok_bpe_scratch *s)
     s->cap = 0;
 }
 
-static uint32_t pair_rank(const struct tok_vocab *v, const unsigned char *piece, uint32_t from,
-                          uint32_t to)
+/* Where the merge asks its questions: the rank map when there is one, else the vocabulary. */
+struct ranks {
+    const struct tok_vocab *v;
+    const struct tok_rankmap *m;
+};
+
+static inline uint32_t pair_rank(const struct ranks *rk, const unsigned char *piece, uint32_t from,
+                                 uint32_t to)
 {
-    return tok_vocab_rank_or_none(v, piece + from, to - from);
+    return rk->m ? tok_rankmap_get(rk->m, piece + from, to - from)
+                 : tok_vocab_rank_or_none(rk->v, piece + from, to - from);
 }
 
-static int push_part(const struct tok_vocab *v, const unsigned char *piece, uint32_t from,
-                     uint32_t to, struct tok_ids *out)
+static int no_rank(const unsigned char *piece, uint32_t from)
 {
-    uint32_t r = pair_rank(v, piece, from, to);
-    if (r == TOK_NO_RANK) {
-        /* Only single bytes can lack a rank: merged parts are tokens by construction. */
-        tm_log_error("tokenize: byte 0x%02x has no rank in the vocabulary", piece[from]);
-        return TM_ERR_FORMAT;
-    }
+    /* Only single bytes can lack a rank: merged parts are tokens by construction. */
+    tm_log_error("tokenize: byte 0x%02x has no rank in the vocabulary", piece[from]);
+    return TM_ERR_FORMAT;
+}
+
+static int push_part(const struct ranks *rk, const unsigned char *piece, uint32_t from, uint32_t to,
+                     struct tok_ids *out)
+{
+    uint32_t r = pair_rank(rk, piece, from, to);
+    if (r == TOK_NO_RANK)
+        return no_rank(piece, from);
     return tok_ids_push(out, r);
 }
 
-int tok_bpe_encode_with(const struct tok_vocab *v, const unsigned char *piece, size_t len,
-                        struct tok_bpe_scratch *scratch, struct tok_ids *out)
+/* Pieces up to this many bytes are merged by bpe_small(). At 64 a piece's arrays stay in two
+ * cache lines each; longer pieces (rare outside runs of one character) take the heap. */
+#define BPE_SMALL 64
+
+/* tiktoken's merge loop: `st` holds the parts' start offsets (and the end), `pr[i]` the rank
+ * of parts i and i+1 together, `tr[i]` the rank of part i. Each round finds the lowest pair
+ * rank, leftmost first, merges, and asks again only about the two pairs the merge changed. */
+static int bpe_small(const struct ranks *rk, const unsigned char *piece, uint32_t n,
+                     struct tok_ids *out)
+{
+    uint32_t st[BPE_SMALL + 1], pr[BPE_SMALL], tr[BPE_SMALL];
+    for (uint32_t i = 0; i < n; i++) {
+        st[i] = i;
+        tr[i] = pair_rank(rk, piece, i, i + 1);
+        if (tr[i] == TOK_NO_RANK)
+            return no_rank(piece, i);
+    }
+    st[n] = n;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        pr[i] = pair_rank(rk, piece, i, i + 2);
+    uint32_t k = n; /* parts */
+    while (k > 1) {
+        uint32_t best = TOK_NO_RANK, at = 0;
+        for (uint32_t i = 0; i + 1 < k; i++)
+            if (pr[i] < best) {
+                best = pr[i];
+                at = i;
+            }
+        if (best == TOK_NO_RANK)
+            break;
+        /* Part at+1 joins part at: drop its start, its rank and the pair rank it started. */
+        memmove(&st[at + 1], &st[at + 2], (k - at - 1) * sizeof(*st));
+        memmove(&tr[at + 1], &tr[at + 2], (k - at - 2) * sizeof(*tr));
+        if (at + 2 < k)
+            memmove(&pr[at + 1], &pr[at + 2], (k - at - 3) * sizeof(*pr));
+        k--;
+        tr[at] = best;
+        pr[at] = at + 1 < k ? pair_rank(rk, piece, st[at], st[at + 2]) : TOK_NO_RANK;
+        if (at > 0)
+            pr[at - 1] = pair_rank(rk, piece, st[at - 1], st[at + 1]);
+    }
+    int rc = tok_ids_reserve(out, k);
+    if (rc != TM_OK)
+        return rc;
+    memcpy(out->v + out->n, tr, k * sizeof(*tr));
+    out->n += k;
+    return TM_OK;
+}
+
+int tok_bpe_encode_with(const struct tok_vocab *v, const struct tok_rankmap *m,
+                        const unsigned char *piece, size_t len, struct tok_bpe_scratch *scratch,
+                        struct tok_ids *out)
 {
     if (len == 0)
         return TM_OK;
-    uint32_t whole = tok_vocab_rank_or_none(v, piece, len);
+    const struct ranks rks = {v, m}, *rk = &rks;
+    uint32_t whole = m ? tok_rankmap_get(m, piece, len) : tok_vocab_rank_or_none(v, piece, len);
     if (whole != TOK_NO_RANK)
         return tok_ids_push(out, whole);
     if (len == 1)
-        return push_part(v, piece, 0, 1, out);
+        return push_part(rk, piece, 0, 1, out);
+    if (len <= BPE_SMALL)
+        return bpe_small(rk, piece, (uint32_t)len, out);
     if (len >= TOK_NO_RANK) {
         tm_log_error("tokenize: a pre-token of %zu bytes is over the 4 GiB limit", len);
         return TM_ERR_TOOBIG;
@@ -150,18 +218,18 @@ int tok_bpe_encode_with(const struct tok_vocab *v, const unsigned char *piece, s
     }
     uint32_t n = (uint32_t)len;
     struct bpe_state s;
-    uint32_t *m = scratch->mem;
-    s.next = m;
-    s.prev = m + n;
-    s.rank = m + 2 * (size_t)n;
-    s.pos = m + 3 * (size_t)n;
-    s.heap = m + 4 * (size_t)n;
+    uint32_t *mem = scratch->mem;
+    s.next = mem;
+    s.prev = mem + n;
+    s.rank = mem + 2 * (size_t)n;
+    s.pos = mem + 3 * (size_t)n;
+    s.heap = mem + 4 * (size_t)n;
     s.nheap = 0;
     for (uint32_t i = 0; i < n; i++) {
         s.next[i] = i + 1;
         s.prev[i] = i ? i - 1 : TOK_NO_RANK;
         s.pos[i] = TOK_NO_RANK;
-        s.rank[i] = i + 1 < n ? pair_rank(v, piece, i, i + 2) : TOK_NO_RANK;
+        s.rank[i] = i + 1 < n ? pair_rank(rk, piece, i, i + 2) : TOK_NO_RANK;
         if (s.rank[i] != TOK_NO_RANK)
             heap_set(&s, s.nheap++, i);
     }
@@ -178,13 +246,13 @@ int tok_bpe_encode_with(const struct tok_vocab *v, const unsigned char *piece, s
         if (s.next[left] < n)
             s.prev[s.next[left]] = left;
         uint32_t after = s.next[left];
-        set_rank(&s, left, after < n ? pair_rank(v, piece, left, s.next[after]) : TOK_NO_RANK);
+        set_rank(&s, left, after < n ? pair_rank(rk, piece, left, s.next[after]) : TOK_NO_RANK);
         uint32_t before = s.prev[left];
         if (before != TOK_NO_RANK)
-            set_rank(&s, before, pair_rank(v, piece, before, after));
+            set_rank(&s, before, pair_rank(rk, piece, before, after));
     }
     for (uint32_t i = 0; i < n; i = s.next[i]) {
-        int rc = push_part(v, piece, i, s.next[i], out);
+        int rc = push_part(rk, piece, i, s.next[i], out);
         if (rc != TM_OK)
             return rc;
     }
@@ -195,7 +263,7 @@ int tok_bpe_encode_piece(const struct tok_vocab *v, const unsigned char *piece, 
                          struct tok_ids *out)
 {
     struct tok_bpe_scratch s = {0};
-    int rc = tok_bpe_encode_with(v, piece, len, &s, out);
+    int rc = tok_bpe_encode_with(v, NULL, piece, len, &s, out);
     tok_bpe_scratch_release(&s);
     return rc;
 }
@@ -212,18 +280,30 @@ void tok_ids_release(struct tok_ids *ids)
     memset(ids, 0, sizeof(*ids));
 }
 
+int tok_ids_reserve(struct tok_ids *ids, size_t k)
+{
+    if (ids->cap - ids->n >= k)
+        return TM_OK;
+    if (ids->max && (ids->n > ids->max || ids->max - ids->n < k)) {
+        tm_log_error("tokenize: more than %zu ids", ids->max);
+        return TM_ERR_TOOBIG;
+    }
+    size_t cap = ids->cap ? ids->cap : 256;
+    while (cap - ids->n < k)
+        cap *= 2;
+    if (ids->max && cap > ids->max)
+        cap = ids->max;
+    ids->v = tm_xreallocarray(ids->v, cap, sizeof(*ids->v));
+    ids->cap = cap;
+    return TM_OK;
+}
+
 int tok_ids_push(struct tok_ids *ids, uint32_t id)
 {
     if (ids->n == ids->cap) {
-        if (ids->max && ids->n >= ids->max) {
-            tm_log_error("tokenize: more than %zu ids", ids->max);
-            return TM_ERR_TOOBIG;
-        }
-        size_t cap = ids->cap ? ids->cap * 2 : 256;
-        if (ids->max && cap > ids->max)
-            cap = ids->max;
-        ids->v = tm_xreallocarray(ids->v, cap, sizeof(*ids->v));
-        ids->cap = cap;
+        int rc = tok_ids_reserve(ids, 1);
+        if (rc != TM_OK)
+            return rc;
     }
     ids->v[ids->n++] = id;
     return TM_OK;
