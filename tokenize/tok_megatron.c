@@ -188,8 +188,8 @@ static int export_one(const struct tok_corpus *c, int split, unsigned mask, cons
         tm_stats_set_num(o, "sequences", (double)ds.n);
         tm_stats_set_num(o, "tokens", (double)(ds.bytes / ds.dtype));
         tm_stats_set_num(o, "dtype_bytes", ds.dtype);
-        tm_log_info("export: %s.{bin,idx}: %zu documents, %" PRIu64 " tokens", prefix, ds.n,
-                    ds.bytes / ds.dtype);
+        printf("export: %s.{bin,idx}: %zu documents, %" PRIu64 " tokens\n", prefix, ds.n,
+               ds.bytes / ds.dtype);
     }
 out:
     free(ds.lengths);

@@ -350,6 +350,11 @@ static int mark_done(MDB_txn *txn, struct tm_db *db, void *ctx)
     return TM_OK;
 }
 
+static int opt_require_decisions(const struct run *r)
+{
+    return r->opt->require == TOK_REQUIRE_DECISIONS;
+}
+
 static void fill_stats(struct run *r, cJSON *stats, const uint32_t *gens, size_t ngens, double secs)
 {
     cJSON *o = tm_stats_obj(stats, "tokenize");
@@ -382,10 +387,19 @@ static void fill_stats(struct run *r, cJSON *stats, const uint32_t *gens, size_t
         }
     }
     tm_stats_set_num(o, "tokens", (double)total);
-    tm_log_info("tokenize: %" PRIu64 " documents, %" PRIu64 " bytes -> %" PRIu64
-                " tokens in %" PRIu64 " new shards, %.1f s (%.1f MB/s)",
-                r->kept.kept, r->bytes_in, total, r->shards_written, secs,
-                secs > 0 ? r->bytes_in / secs / 1e6 : 0.0);
+    /* The command's output: one summary line, then the tokens per split and domain. */
+    printf("tokenize: %u generation(s), %" PRIu64 " documents, %.1f MB -> %" PRIu64
+           " tokens in %" PRIu64 " new shard(s), %.1f s (%.1f MB/s)\n",
+           (unsigned)ngens, r->kept.kept, r->bytes_in / 1e6, total, r->shards_written, secs,
+           secs > 0 ? r->bytes_in / secs / 1e6 : 0.0);
+    for (int s = 0; s < TOK_SPLIT_COUNT; s++)
+        printf("  %-5s text %" PRIu64 ", math %" PRIu64 ", code %" PRIu64 " tokens\n",
+               tok_split_names[s], r->tokens[s][TM_DOMAIN_TEXT], r->tokens[s][TM_DOMAIN_MATH],
+               r->tokens[s][TM_DOMAIN_CODE]);
+    printf("  skipped: %" PRIu64 " filtered, %" PRIu64 " duplicates, %" PRIu64
+           " undecided, %" PRIu64 " empty, %" PRIu64 " unencodable\n",
+           r->kept.filtered, r->kept.duplicates, opt_require_decisions(r) ? r->kept.undecided : 0,
+           r->empty_docs, r->bad_docs);
 }
 
 static void run_release(struct run *r)
