@@ -59,6 +59,10 @@ void tr_tile_amax_ref(const float *x, size_t rows, size_t cols, float *amax);
  * the contents of amax are unspecified. */
 int tr_tile_amax_cuda(const float *x, size_t rows, size_t cols, float *amax);
 
+/* `tokenmill train` (tr_cmd.c). */
+struct tm_command;
+extern const struct tm_command tr_train_command;
+
 #ifdef __cplusplus
 }
 #endif

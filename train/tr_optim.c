@@ -1,0 +1,62 @@
+/* tr_optim.c: AdamW with decoupled weight decay and the warmup + cosine learning-rate
+ * schedule. The formulas are in tr_train.h; this file only adds why the details are as they
+ * are. */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tr_train.h"
+
+static const double tr_pi = 3.14159265358979323846;
+
+double tr_lr_at(const struct tr_train_cfg *t, int64_t s)
+{
+    if (s < 0)
+        s = 0;
+    if (s < t->warmup) /* (s + 1): the first update already moves, with lr / warmup */
+        return t->lr * (double)(s + 1) / (double)t->warmup;
+    int64_t span = (int64_t)t->steps - t->warmup;
+    if (span < 1)
+        span = 1;
+    double p = (double)(s - t->warmup) / (double)span;
+    if (p > 1.0)
+        p = 1.0;
+    return t->min_lr + (t->lr - t->min_lr) * 0.5 * (1.0 + cos(tr_pi * p));
+}
+
+void tr_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd,
+                     float b1, float b2, float eps, int64_t t)
+{
+    /* The bias corrections in double: b2^t for b2 = 0.999 and small t is 1 - tiny, where float
+     * would lose most of the digits of 1 - b2^t. */
+    float c1 = (float)(1.0 / (1.0 - pow((double)b1, (double)t)));
+    float c2 = (float)(1.0 / (1.0 - pow((double)b2, (double)t)));
+    float decay = 1.0f - lr * wd;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float upd = (mi * c1) / (sqrtf(vi * c2) + eps);
+        p[i] = p[i] * decay - lr * upd;
+    }
+}
+
+int tr_tensor_decays(const struct tr_tensor *t)
+{
+    return t->ndim >= 2 && strcmp(t->name, "embed") != 0;
+}
+
+void tr_optim_step(struct tr_model *m, const float *grads, float *mom, float *vel,
+                   const struct tr_train_cfg *t, float lr, int64_t update)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const struct tr_tensor *tt = &m->tensors[i];
+        float wd = tr_tensor_decays(tt) ? (float)t->weight_decay : 0.0f;
+        size_t o = tt->offset;
+        tr_adamw_update(m->params + o, grads + o, mom + o, vel + o, tt->numel, lr, wd,
+                        (float)t->beta1, (float)t->beta2, (float)t->eps, update);
+    }
+}
