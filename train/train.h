@@ -62,6 +62,8 @@ int tr_tile_amax_cuda(const float *x, size_t rows, size_t cols, float *amax);
 /* `tokenmill train` (tr_cmd.c). */
 struct tm_command;
 extern const struct tm_command tr_train_command;
+/* `tokenmill generate` (tr_gen_cmd.c). */
+extern const struct tm_command tr_generate_command;
 
 #ifdef __cplusplus
 }

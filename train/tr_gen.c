@@ -1,0 +1,126 @@
+/* tr_gen.c: opening a checkpoint for generation (tr_gen.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "tr_gen.h"
+#include "tr_train.h"
+#include "tm_err.h"
+#include "tm_fs.h"
+#include "tm_log.h"
+
+#define CONFIG_MAX (1u << 20)
+
+static int is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int file_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The checkpoint directory `path` names, in out[cap]. */
+static int find_ckpt(const char *path, char *out, size_t cap)
+{
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/model.safetensors", path);
+    if (file_exists(probe) && snprintf(out, cap, "%s", path) < (int)cap)
+        return TM_OK;
+    /* A train directory, or a workdir holding one. */
+    const char *const subs[] = {"", "/train"};
+    for (int i = 0; i < 2; i++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s%s", path, subs[i]);
+        if (!is_dir(dir))
+            continue;
+        int64_t step = -1;
+        if (tr_ckpt_latest(dir, &step) == TM_OK && step >= 0) {
+            if (snprintf(out, cap, "%s/ckpt-%" PRId64, dir, step) < (int)cap)
+                return TM_OK;
+        }
+    }
+    tm_log_error("%s: no checkpoint (expected a ckpt-N directory, or a workdir or train "
+                 "directory holding one)",
+                 path);
+    return TM_ERR_NOTFOUND;
+}
+
+/* Applies config.json's "model" object to c through the INI setter, so the same checks run. */
+static int read_config(const char *file, struct tr_config *c, uint64_t *hash)
+{
+    char *data;
+    size_t len;
+    int rc = tm_read_file(file, CONFIG_MAX, &data, &len);
+    if (rc)
+        return rc;
+    cJSON *j = cJSON_ParseWithLength(data, len);
+    free(data);
+    if (!j) {
+        tm_log_error("%s: not valid JSON", file);
+        return TM_ERR_FORMAT;
+    }
+    rc = TM_OK;
+    tr_config_defaults(c);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    if (!cJSON_IsObject(model)) {
+        tm_log_error("%s: no \"model\" object", file);
+        rc = TM_ERR_FORMAT;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, model)
+    {
+        char val[64], err[256];
+        if (cJSON_IsString(e))
+            snprintf(val, sizeof val, "%s", e->valuestring);
+        else if (cJSON_IsNumber(e))
+            snprintf(val, sizeof val, "%.17g", e->valuedouble);
+        else {
+            tm_log_error("%s: model.%s is neither a number nor a string", file, e->string);
+            rc = TM_ERR_FORMAT;
+            break;
+        }
+        if (tr_config_set(c, "model", e->string, val, err, sizeof err) != TM_OK) {
+            tm_log_error("%s: model.%s: %s", file, e->string, err);
+            rc = TM_ERR_FORMAT;
+            break;
+        }
+    }
+    if (rc == TM_OK && tr_config_check(c) != TM_OK)
+        rc = TM_ERR_FORMAT;
+    *hash = 0;
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"),
+                                                      "tokenizer_hash");
+    if (cJSON_IsString(h))
+        *hash = strtoull(h->valuestring, NULL, 16);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int tr_ckpt_open(const char *path, struct tr_model *m, uint64_t *tokenizer_hash)
+{
+    char dir[4200], file[4300];
+    int rc = find_ckpt(path, dir, sizeof dir);
+    if (rc)
+        return rc;
+    struct tr_config c;
+    snprintf(file, sizeof file, "%s/config.json", dir);
+    if ((rc = read_config(file, &c, tokenizer_hash)))
+        return rc;
+    if ((rc = tr_model_init(m, &c)))
+        return rc;
+    snprintf(file, sizeof file, "%s/model.safetensors", dir);
+    if ((rc = tr_safetensors_read(m, file))) {
+        tr_model_release(m);
+        return rc;
+    }
+    tm_log_info("generate: %s: %zu parameters", dir, m->n_params);
+    return TM_OK;
+}
