@@ -179,7 +179,8 @@ static int generate_cmd(void *vcfg, struct tm_run *run)
         goto out;
     if (!g.stopped)
         tok_decoder_finish(&g.dec);
-    fwrite(g.text.data, 1, g.text.len, stdout);
+    if (g.text.len)
+        fwrite(g.text.data, 1, g.text.len, stdout);
     fputc('\n', stdout);
     tm_log_info("generate: %d tokens (%s), %.1f tokens/s", n_new, stop_name(why, g.stopped),
                 secs > 0 ? n_new / secs : 0.0);
