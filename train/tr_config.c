@@ -14,43 +14,33 @@
 #include "tm_log.h"
 #include "tr_model.h"
 
-enum key_type { K_INT, K_FLOAT, K_DOUBLE, K_U64 };
-
-struct key_def {
-    const char *name;
-    enum key_type type;
-    size_t off;
-    double min, max; /* inclusive, except where min_open says the lower bound is excluded */
-    int min_open;
-};
-
 #define F(field) offsetof(struct tr_config, field)
 
 /* The ranges are sanity bounds, not tuned limits: they reject typos (a negative width, a
  * probability above one) while admitting any model this reference could plausibly run. */
-static const struct key_def keys[] = {
-    {"vocab_size", K_INT, F(vocab_size), 2, 16777216, 0},
-    {"context", K_INT, F(context), 1, 1048576, 0},
-    {"layers", K_INT, F(layers), 1, 1024, 0},
-    {"dense_layers", K_INT, F(dense_layers), 0, 1024, 0},
-    {"d_model", K_INT, F(d_model), 1, 65536, 0},
-    {"n_heads", K_INT, F(n_heads), 1, 1024, 0},
-    {"n_kv_heads", K_INT, F(n_kv_heads), 1, 1024, 0},
-    {"head_dim", K_INT, F(head_dim), 0, 4096, 0},
-    {"d_ff", K_INT, F(d_ff), 1, 1048576, 0},
-    {"rope_theta", K_DOUBLE, F(rope_theta), 1, 1e12, 1},
-    {"norm_eps", K_FLOAT, F(norm_eps), 0, 1, 1},
-    {"n_routed_experts", K_INT, F(n_routed_experts), 1, 4096, 0},
-    {"n_shared_experts", K_INT, F(n_shared_experts), 0, 64, 0},
-    {"top_k", K_INT, F(top_k), 1, 4096, 0},
-    {"d_expert", K_INT, F(d_expert), 1, 1048576, 0},
-    {"route_scale", K_FLOAT, F(route_scale), 0, 1000, 1},
-    {"bias_gamma", K_FLOAT, F(bias_gamma), 0, 1, 0},
-    {"balance_alpha", K_FLOAT, F(balance_alpha), 0, 1, 0},
-    {"mtp_depth", K_INT, F(mtp_depth), 0, 1, 0},
-    {"mtp_lambda", K_FLOAT, F(mtp_lambda), 0, 10, 0},
-    {"seed", K_U64, F(seed), 0, 0, 0},
-    {"init_std", K_FLOAT, F(init_std), 0, 10, 1},
+static const struct tr_key keys[] = {
+    {"vocab_size", TR_KEY_INT, F(vocab_size), 2, 16777216, 0},
+    {"context", TR_KEY_INT, F(context), 1, 1048576, 0},
+    {"layers", TR_KEY_INT, F(layers), 1, 1024, 0},
+    {"dense_layers", TR_KEY_INT, F(dense_layers), 0, 1024, 0},
+    {"d_model", TR_KEY_INT, F(d_model), 1, 65536, 0},
+    {"n_heads", TR_KEY_INT, F(n_heads), 1, 1024, 0},
+    {"n_kv_heads", TR_KEY_INT, F(n_kv_heads), 1, 1024, 0},
+    {"head_dim", TR_KEY_INT, F(head_dim), 0, 4096, 0},
+    {"d_ff", TR_KEY_INT, F(d_ff), 1, 1048576, 0},
+    {"rope_theta", TR_KEY_DOUBLE, F(rope_theta), 1, 1e12, 1},
+    {"norm_eps", TR_KEY_FLOAT, F(norm_eps), 0, 1, 1},
+    {"n_routed_experts", TR_KEY_INT, F(n_routed_experts), 1, 4096, 0},
+    {"n_shared_experts", TR_KEY_INT, F(n_shared_experts), 0, 64, 0},
+    {"top_k", TR_KEY_INT, F(top_k), 1, 4096, 0},
+    {"d_expert", TR_KEY_INT, F(d_expert), 1, 1048576, 0},
+    {"route_scale", TR_KEY_FLOAT, F(route_scale), 0, 1000, 1},
+    {"bias_gamma", TR_KEY_FLOAT, F(bias_gamma), 0, 1, 0},
+    {"balance_alpha", TR_KEY_FLOAT, F(balance_alpha), 0, 1, 0},
+    {"mtp_depth", TR_KEY_INT, F(mtp_depth), 0, 1, 0},
+    {"mtp_lambda", TR_KEY_FLOAT, F(mtp_lambda), 0, 10, 0},
+    {"seed", TR_KEY_U64, F(seed), 0, 0, 0},
+    {"init_std", TR_KEY_FLOAT, F(init_std), 0, 10, 1},
 };
 #define N_KEYS ((int)(sizeof(keys) / sizeof(keys[0])))
 
@@ -81,11 +71,11 @@ void tr_config_defaults(struct tr_config *c)
     c->init_std = 0.02f;
 }
 
-static void range_text(const struct key_def *k, char *buf, size_t n)
+void tr_key_range(const struct tr_key *k, char *buf, size_t n)
 {
-    if (k->type == K_U64)
+    if (k->type == TR_KEY_U64)
         snprintf(buf, n, "an unsigned 64-bit integer");
-    else if (k->type == K_INT)
+    else if (k->type == TR_KEY_INT)
         snprintf(buf, n, "an integer from %.0f to %.0f", k->min, k->max);
     else
         snprintf(buf, n, "a number %s %g and <= %g", k->min_open ? ">" : ">=", k->min, k->max);
@@ -94,28 +84,34 @@ static void range_text(const struct key_def *k, char *buf, size_t n)
 int tr_config_set(void *ctx, const char *section, const char *key, const char *value, char *err,
                   size_t errlen)
 {
-    struct tr_config *c = ctx;
     if (strcmp(section, "model") != 0)
         return TM_OK; /* another module's section */
-    for (int i = 0; i < N_KEYS; i++) {
-        const struct key_def *k = &keys[i];
+    return tr_key_set(keys, N_KEYS, ctx, key, value, err, errlen);
+}
+
+int tr_key_set(const struct tr_key *table, int n, void *obj, const char *key, const char *value,
+               char *err, size_t errlen)
+{
+    char *c = obj;
+    for (int i = 0; i < n; i++) {
+        const struct tr_key *k = &table[i];
         if (strcmp(k->name, key) != 0)
             continue;
         char *end = NULL;
         char range[96];
-        range_text(k, range, sizeof(range));
+        tr_key_range(k, range, sizeof(range));
         errno = 0;
-        if (k->type == K_U64) {
+        if (k->type == TR_KEY_U64) {
             unsigned long long u = strtoull(value, &end, 10);
             if (end == value || *end || value[0] == '-' || errno) {
                 snprintf(err, errlen, "%s: want %s, not '%s'", key, range, value);
                 return TM_ERR_USAGE;
             }
-            *(uint64_t *)((char *)c + k->off) = (uint64_t)u;
+            *(uint64_t *)(c + k->off) = (uint64_t)u;
             return TM_OK;
         }
         double d;
-        if (k->type == K_INT) {
+        if (k->type == TR_KEY_INT) {
             long long x = strtoll(value, &end, 10);
             d = (double)x;
         } else {
@@ -127,17 +123,17 @@ int tr_config_set(void *ctx, const char *section, const char *key, const char *v
             snprintf(err, errlen, "%s: want %s, not '%s'", key, range, value);
             return TM_ERR_USAGE;
         }
-        if (k->type == K_INT)
-            *(int *)((char *)c + k->off) = (int)d;
-        else if (k->type == K_FLOAT)
-            *(float *)((char *)c + k->off) = (float)d;
+        if (k->type == TR_KEY_INT)
+            *(int *)(c + k->off) = (int)d;
+        else if (k->type == TR_KEY_FLOAT)
+            *(float *)(c + k->off) = (float)d;
         else
-            *(double *)((char *)c + k->off) = d;
+            *(double *)(c + k->off) = d;
         return TM_OK;
     }
     size_t used = (size_t)snprintf(err, errlen, "unknown key '%s' (", key);
-    for (int i = 0; i < N_KEYS && used < errlen; i++)
-        used += (size_t)snprintf(err + used, errlen - used, "%s%s", i ? ", " : "", keys[i].name);
+    for (int i = 0; i < n && used < errlen; i++)
+        used += (size_t)snprintf(err + used, errlen - used, "%s%s", i ? ", " : "", table[i].name);
     if (used < errlen)
         snprintf(err + used, errlen - used, ")");
     return TM_ERR_USAGE;
@@ -147,19 +143,19 @@ int tr_config_check(struct tr_config *c)
 {
     /* The single-key ranges again: a config built in code never went through tr_config_set. */
     for (int i = 0; i < N_KEYS; i++) {
-        const struct key_def *k = &keys[i];
+        const struct tr_key *k = &keys[i];
         double d;
-        if (k->type == K_U64)
+        if (k->type == TR_KEY_U64)
             continue;
-        if (k->type == K_INT)
+        if (k->type == TR_KEY_INT)
             d = *(const int *)((const char *)c + k->off);
-        else if (k->type == K_FLOAT)
+        else if (k->type == TR_KEY_FLOAT)
             d = *(const float *)((const char *)c + k->off);
         else
             d = *(const double *)((const char *)c + k->off);
         if (!isfinite(d) || d > k->max || (k->min_open ? d <= k->min : d < k->min)) {
             char range[96];
-            range_text(k, range, sizeof(range));
+            tr_key_range(k, range, sizeof(range));
             tm_log_error("model config: %s: want %s, not %g", k->name, range, d);
             return TM_ERR_USAGE;
         }

@@ -26,41 +26,31 @@
 
 /* ==== Settings ============================================================================= */
 
-enum key_type { K_INT, K_DOUBLE, K_U64 };
-
-struct key_def {
-    const char *name;
-    enum key_type type;
-    size_t off;
-    double min, max; /* inclusive, except where min_open excludes the lower bound */
-    int min_open;
-};
-
 #define F(field) offsetof(struct tr_train_cfg, field)
 
 /* Sanity bounds that reject typos, not tuned limits. */
-static const struct key_def keys[] = {
-    {"steps", K_INT, F(steps), 1, 100000000, 0},
-    {"batch", K_INT, F(batch), 1, 65536, 0},
-    {"seq", K_INT, F(seq), 1, 1048576, 0},
-    {"lr", K_DOUBLE, F(lr), 0, 10, 1},
-    {"min_lr", K_DOUBLE, F(min_lr), 0, 10, 0},
-    {"warmup", K_INT, F(warmup), 0, 100000000, 0},
-    {"weight_decay", K_DOUBLE, F(weight_decay), 0, 10, 0},
-    {"beta1", K_DOUBLE, F(beta1), 0, 0.999999999, 0},
-    {"beta2", K_DOUBLE, F(beta2), 0, 0.999999999, 0},
-    {"eps", K_DOUBLE, F(eps), 0, 1, 1},
-    {"clip", K_DOUBLE, F(clip), 0, 1e6, 0},
-    {"seed", K_U64, F(seed), 0, 0, 0},
-    {"eval_every", K_INT, F(eval_every), 0, 100000000, 0},
-    {"eval_batches", K_INT, F(eval_batches), 0, 100000, 0},
-    {"ckpt_every", K_INT, F(ckpt_every), 0, 100000000, 0},
-    {"keep_ckpts", K_INT, F(keep_ckpts), 1, 1000000, 0},
-    {"weight_text", K_DOUBLE, F(weights[0]), 0, 1e6, 0},
-    {"weight_math", K_DOUBLE, F(weights[1]), 0, 1e6, 0},
-    {"weight_code", K_DOUBLE, F(weights[2]), 0, 1e6, 0},
-    {"bf16", K_INT, F(bf16), 0, 1, 0},
-    {"threads", K_INT, F(threads), 1, 256, 0},
+static const struct tr_key keys[] = {
+    {"steps", TR_KEY_INT, F(steps), 1, 100000000, 0},
+    {"batch", TR_KEY_INT, F(batch), 1, 65536, 0},
+    {"seq", TR_KEY_INT, F(seq), 1, 1048576, 0},
+    {"lr", TR_KEY_DOUBLE, F(lr), 0, 10, 1},
+    {"min_lr", TR_KEY_DOUBLE, F(min_lr), 0, 10, 0},
+    {"warmup", TR_KEY_INT, F(warmup), 0, 100000000, 0},
+    {"weight_decay", TR_KEY_DOUBLE, F(weight_decay), 0, 10, 0},
+    {"beta1", TR_KEY_DOUBLE, F(beta1), 0, 0.999999999, 0},
+    {"beta2", TR_KEY_DOUBLE, F(beta2), 0, 0.999999999, 0},
+    {"eps", TR_KEY_DOUBLE, F(eps), 0, 1, 1},
+    {"clip", TR_KEY_DOUBLE, F(clip), 0, 1e6, 0},
+    {"seed", TR_KEY_U64, F(seed), 0, 0, 0},
+    {"eval_every", TR_KEY_INT, F(eval_every), 0, 100000000, 0},
+    {"eval_batches", TR_KEY_INT, F(eval_batches), 0, 100000, 0},
+    {"ckpt_every", TR_KEY_INT, F(ckpt_every), 0, 100000000, 0},
+    {"keep_ckpts", TR_KEY_INT, F(keep_ckpts), 1, 1000000, 0},
+    {"weight_text", TR_KEY_DOUBLE, F(weights[0]), 0, 1e6, 0},
+    {"weight_math", TR_KEY_DOUBLE, F(weights[1]), 0, 1e6, 0},
+    {"weight_code", TR_KEY_DOUBLE, F(weights[2]), 0, 1e6, 0},
+    {"bf16", TR_KEY_INT, F(bf16), 0, 1, 0},
+    {"threads", TR_KEY_INT, F(threads), 1, 256, 0},
 };
 #define N_KEYS ((int)(sizeof(keys) / sizeof(keys[0])))
 
@@ -91,47 +81,9 @@ void tr_train_defaults(struct tr_train_cfg *t)
 int tr_train_set(void *ctx, const char *section, const char *key, const char *value, char *err,
                  size_t errlen)
 {
-    struct tr_train_cfg *t = ctx;
     if (strcmp(section, "train") != 0)
         return TM_OK; /* another module's section */
-    for (int i = 0; i < N_KEYS; i++) {
-        const struct key_def *k = &keys[i];
-        if (strcmp(k->name, key) != 0)
-            continue;
-        char *end = NULL;
-        errno = 0;
-        if (k->type == K_U64) {
-            unsigned long long u = strtoull(value, &end, 10);
-            if (end == value || *end || value[0] == '-' || errno) {
-                snprintf(err, errlen, "%s: want an unsigned 64-bit integer, not '%s'", key, value);
-                return TM_ERR_USAGE;
-            }
-            *(uint64_t *)((char *)t + k->off) = (uint64_t)u;
-            return TM_OK;
-        }
-        double d = k->type == K_INT ? (double)strtoll(value, &end, 10) : strtod(value, &end);
-        if (end == value || *end || errno || !isfinite(d) || d > k->max ||
-            (k->min_open ? d <= k->min : d < k->min)) {
-            if (k->type == K_INT)
-                snprintf(err, errlen, "%s: want an integer from %.0f to %.0f, not '%s'", key,
-                         k->min, k->max, value);
-            else
-                snprintf(err, errlen, "%s: want a number %s %g and <= %g, not '%s'", key,
-                         k->min_open ? ">" : ">=", k->min, k->max, value);
-            return TM_ERR_USAGE;
-        }
-        if (k->type == K_INT)
-            *(int *)((char *)t + k->off) = (int)d;
-        else
-            *(double *)((char *)t + k->off) = d;
-        return TM_OK;
-    }
-    size_t used = (size_t)snprintf(err, errlen, "unknown key '%s' (", key);
-    for (int i = 0; i < N_KEYS && used < errlen; i++)
-        used += (size_t)snprintf(err + used, errlen - used, "%s%s", i ? ", " : "", keys[i].name);
-    if (used < errlen)
-        snprintf(err + used, errlen - used, ")");
-    return TM_ERR_USAGE;
+    return tr_key_set(keys, N_KEYS, ctx, key, value, err, errlen);
 }
 
 int tr_train_check(const struct tr_train_cfg *t, const struct tr_config *mc)

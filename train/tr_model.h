@@ -103,6 +103,28 @@ struct tr_config {
                              (wo, w2) use init_std / sqrt(2 layers) (GPT-2's residual scaling) */
 };
 
+/* ---- Table-driven INI keys (the [model] and [train] sections) ------------------------------ */
+
+enum tr_key_type { TR_KEY_INT, TR_KEY_FLOAT, TR_KEY_DOUBLE, TR_KEY_U64 };
+
+/* One key of a settings struct: its type, offset and inclusive range (min exclusive when
+ * min_open). */
+struct tr_key {
+    const char *name;
+    enum tr_key_type type;
+    size_t off;
+    double min, max;
+    int min_open;
+};
+
+/* Parses `value` for key `key` of table keys[0..n) into obj: TM_OK, or TM_ERR_USAGE with
+ * "key: want <range>, not '<value>'" or "unknown key 'k' (the keys)" in err[errlen]. */
+int tr_key_set(const struct tr_key *keys, int n, void *obj, const char *key, const char *value,
+               char *err, size_t errlen);
+
+/* The range of k in words ("an integer from 1 to 1024"), into buf[n]. */
+void tr_key_range(const struct tr_key *k, char *buf, size_t n);
+
 /* Fills c with the defaults: a small model (V 256, context 256, 4 layers of which 1 dense,
  * D 64, H 4, Hkv 2, hd 16, F 192, theta 10000, eps 1e-6, E 8, S 1, K 2, De 32, route_scale 1,
  * bias_gamma 0.001, balance_alpha 0, mtp_depth 1, mtp_lambda 0.3, seed 1, init_std 0.02). */
