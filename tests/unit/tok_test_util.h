@@ -3,7 +3,9 @@
  *   tok_tu_b64            base64 of bytes, appended to a buffer (the .tiktoken encoding)
  *   tok_tu_vocab          a vocabulary of the 256 bytes followed by the given merges
  *   tok_tu_fixture_path   a file of tests/fixtures/tok/ (caller frees)
- *   tok_tu_read_ids       the ids of a fixture file (whitespace-separated) */
+ *   tok_tu_read_ids       the ids of a fixture file (whitespace-separated)
+ *   tok_tu_real_vocab     a published vocabulary from $TOKENMILL_VOCAB_DIR (caller skips without)
+ *   tok_tu_expect_golden  ids equal to a golden fixture's, the first difference reported */
 #ifndef TOK_TEST_UTIL_H
 #define TOK_TEST_UTIL_H
 
@@ -70,6 +72,31 @@ static inline void tok_tu_read_ids(const char *name, struct tok_ids *ids)
         assert_int_equal(tok_ids_push(ids, (uint32_t)x), TM_OK);
     fclose(f);
     free(path);
+}
+
+static inline struct tok_vocab *tok_tu_real_vocab(const char *dir, enum tok_pattern pat)
+{
+    static const char *const files[] = {"r50k_base.tiktoken", "cl100k_base.tiktoken",
+                                        "o200k_base.tiktoken"};
+    char *path = malloc(strlen(dir) + 32);
+    sprintf(path, "%s/%s", dir, files[pat]);
+    struct tok_vocab *v = NULL;
+    assert_int_equal(tok_vocab_load(path, &v), TM_OK);
+    free(path);
+    return v;
+}
+
+static inline void tok_tu_expect_golden(const struct tok_ids *got, const char *name)
+{
+    struct tok_ids want;
+    tok_ids_init(&want, 0);
+    tok_tu_read_ids(name, &want);
+    assert_true(want.n > 0);
+    for (size_t i = 0; i < got->n && i < want.n; i++)
+        if (got->v[i] != want.v[i])
+            fail_msg("%s: id %zu is %u, tiktoken says %u", name, i, got->v[i], want.v[i]);
+    assert_int_equal(got->n, want.n);
+    tok_ids_release(&want);
 }
 
 #endif
