@@ -130,7 +130,10 @@ int tr_attn_fwd(const struct tr_gemm_cfg *g, float *out, float *lse, const float
     int rc = check_shape("tr_attn_fwd", B, T, H, Hkv, hd);
     if (rc != TM_OK)
         return rc;
-    struct attn_job j = {.g = g,
+    /* Each worker computes its pairs' small products alone: the split is over the pairs. */
+    struct tr_gemm_cfg g1 = g ? *g : (struct tr_gemm_cfg){.mode = TR_GEMM_F32};
+    g1.threads = 1;
+    struct attn_job j = {.g = &g1,
                          .B = B,
                          .T = T,
                          .H = H,
@@ -218,7 +221,10 @@ int tr_attn_bwd(const struct tr_gemm_cfg *g, float *dq, float *dk, float *dv, co
     int rc = check_shape("tr_attn_bwd", B, T, H, Hkv, hd);
     if (rc != TM_OK)
         return rc;
-    struct attn_job j = {.g = g,
+    /* Each worker computes its pairs' small products alone: the split is over the pairs. */
+    struct tr_gemm_cfg g1 = g ? *g : (struct tr_gemm_cfg){.mode = TR_GEMM_F32};
+    g1.threads = 1;
+    struct attn_job j = {.g = &g1,
                          .B = B,
                          .T = T,
                          .H = H,

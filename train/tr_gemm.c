@@ -3,6 +3,7 @@
 #include "tr_ops.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@
 #include "tm_err.h"
 #include "tm_log.h"
 #include "tm_mem.h"
-#include "tm_thread.h"
+#include "tr_internal.h"
 
 /* ---- bfloat16 -------------------------------------------------------------------------------- */
 
@@ -45,14 +46,80 @@ void tr_bf16_round_array(float *y, const float *x, size_t n)
 
 /* ---- threads --------------------------------------------------------------------------------- */
 
-void tr_gemm_set_threads(int n)
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+/* tr_gemm() splits products itself; OpenBLAS's own pool would oversubscribe the cores and spin
+ * (sched_yield) while the trainer's other work runs. */
+static void blas_single_thread(void)
 {
-    openblas_set_num_threads(n > 0 ? n : tm_thread_count(0));
+    openblas_set_num_threads(1);
 }
 
-int tr_gemm_threads(void)
+/* One split product: pieces of whole GEMM_BLOCK-row blocks of C (split_m) or column blocks,
+ * piece i covering blocks [i * n_blocks / parts, (i + 1) * n_blocks / parts). */
+struct gemm_split {
+    enum CBLAS_TRANSPOSE ta, tb;
+    int transA, transB, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int split_m, n_blocks, parts;
+};
+
+enum { GEMM_BLOCK = 64 };
+
+static void gemm_piece(void *ctx, size_t i)
 {
-    return openblas_get_num_threads();
+    const struct gemm_split *s = ctx;
+    int total = s->split_m ? s->M : s->N;
+    long b0 = (long)i * s->n_blocks / s->parts, b1 = (long)(i + 1) * s->n_blocks / s->parts;
+    int lo = (int)(b0 * GEMM_BLOCK), hi = (int)(b1 * GEMM_BLOCK);
+    if (hi > total)
+        hi = total;
+    if (lo >= hi)
+        return;
+    if (s->split_m) {
+        /* Rows lo..hi of op(A) and of C. */
+        const float *a = s->transA ? s->A + lo : s->A + (size_t)lo * s->lda;
+        cblas_sgemm(CblasRowMajor, s->ta, s->tb, hi - lo, s->N, s->K, s->alpha, a, s->lda, s->B,
+                    s->ldb, s->beta, s->C + (size_t)lo * s->ldc, s->ldc);
+    } else {
+        /* Columns lo..hi of op(B) and of C. */
+        const float *b = s->transB ? s->B + (size_t)lo * s->ldb : s->B + lo;
+        cblas_sgemm(CblasRowMajor, s->ta, s->tb, s->M, hi - lo, s->K, s->alpha, s->A, s->lda, b,
+                    s->ldb, s->beta, s->C + lo, s->ldc);
+    }
+}
+
+/* cblas_sgemm, split among up to `threads` workers when the product is big enough. */
+static void sgemm_split(int threads, int transA, int transB, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc)
+{
+    struct gemm_split s = {
+        .ta = transA ? CblasTrans : CblasNoTrans,
+        .tb = transB ? CblasTrans : CblasNoTrans,
+        .transA = transA,
+        .transB = transB,
+        .M = M,
+        .N = N,
+        .K = K,
+        .lda = lda,
+        .ldb = ldb,
+        .ldc = ldc,
+        .alpha = alpha,
+        .beta = beta,
+        .A = A,
+        .B = B,
+        .C = C,
+        .split_m = M >= N,
+    };
+    int total = s.split_m ? M : N;
+    s.n_blocks = (total + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    s.parts = threads < s.n_blocks ? threads : s.n_blocks;
+    if (s.parts < 1 || (double)M * N * K < (double)TR_GEMM_SPLIT_MACS)
+        s.parts = 1;
+    tr_parallel_for(s.parts, (size_t)s.parts, gemm_piece, &s);
 }
 
 /* ---- the reference --------------------------------------------------------------------------- */
@@ -154,10 +221,10 @@ int tr_gemm(const struct tr_gemm_cfg *g, int transA, int transB, int M, int N, i
         return TM_OK;
     }
 
-    enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
+    pthread_once(&blas_once, blas_single_thread);
+    int threads = g ? g->threads : 1;
     if (mode == TR_GEMM_F32) {
-        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_split(threads, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return TM_OK;
     }
 
@@ -172,7 +239,7 @@ int tr_gemm(const struct tr_gemm_cfg *g, int transA, int transB, int M, int N, i
     float *rb = ra + a_n;
     pack_bf16(ra, A, a_rows, a_cols, lda);
     pack_bf16(rb, B, b_rows, b_cols, ldb);
-    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, ra, a_cols, rb, b_cols, beta, C, ldc);
+    sgemm_split(threads, transA, transB, M, N, K, alpha, ra, a_cols, rb, b_cols, beta, C, ldc);
     free(ra);
     return TM_OK;
 }

@@ -48,7 +48,7 @@ static const struct tm_opt gen_opts[] = {
     {TM_OPT_INT, "seed", 0, OPT(seed), "N", "sampling seed", "1", 0, 9.2e18},
     {TM_OPT_LIST, "stop", 0, OPT(stop), "TEXT",
      "stop when the generated text contains TEXT, which is left out (repeatable)"},
-    {TM_OPT_INT, "threads", 'j', OPT(threads), "N", "attention threads", "1", 1, 256},
+    {TM_OPT_INT, "threads", 'j', OPT(threads), "N", "worker threads", "1", 1, 256},
     {TM_OPT_END},
 };
 
@@ -124,6 +124,7 @@ static int generate_cmd(void *vcfg, struct tm_run *run)
     if (rc)
         return rc;
     m.threads = (int)opt->threads;
+    m.gemm.threads = m.threads;
     struct tok_tokenizer tk;
     struct tok_encoder *enc = NULL;
     struct tr_kv_cache kv;

@@ -21,8 +21,8 @@
  *
  * Threading: the functions below read the model and write only the cache, sampler and buffers
  * they are given, so several threads may generate from one model with one cache each. The
- * products go through tr_gemm() (OpenBLAS threads, see tr_ops.h); results are deterministic at
- * a fixed tr_gemm_threads(). */
+ * products go through tr_gemm() and split among m->gemm.threads workers (tr_ops.h); results
+ * are deterministic for a fixed count. */
 #ifndef TR_INFER_H
 #define TR_INFER_H
 

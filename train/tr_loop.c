@@ -183,6 +183,7 @@ static int evaluate(struct trainer *t, double *val)
         rc =
             load_batch(t, TOK_SPLIT_VAL, NULL, TR_VAL_SEED, 0, (uint64_t)e * (uint64_t)t->tc.batch);
         float loss = 0;
+        t->acts.grad_in_forward = 0; /* loss only */
         if (rc == TM_OK)
             rc = tr_model_forward(&t->m, &t->acts, t->ids, t->targets, t->tc.batch, t->tc.seq,
                                   &loss, NULL);
@@ -318,7 +319,7 @@ static int setup(struct trainer *t)
         return rc;
     t->m.threads = t->tc.threads;
     t->m.gemm.mode = t->tc.bf16 ? TR_GEMM_BF16 : TR_GEMM_F32;
-    tr_gemm_set_threads(t->tc.threads);
+    t->m.gemm.threads = t->tc.threads;
     size_t N = (size_t)t->tc.batch * (size_t)t->tc.seq;
     rc = tr_acts_init(&t->acts, &t->m, N);
     if (rc)
@@ -410,16 +411,20 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
         if (rc)
             break;
         memset(t.grads, 0, t.m.n_params * sizeof(float));
+        t.acts.grad_in_forward = 1; /* a backward pass follows: one softmax pass, not two */
         rc = tr_model_forward(&t.m, &t.acts, t.ids, t.targets, B, T, &loss, &loss_mtp);
         if (rc == TM_OK)
             rc = tr_model_backward(&t.m, &t.acts, t.grads);
         if (rc)
             break;
         struct tr_span span = {t.grads, t.m.n_params};
-        double norm = tr_grad_clip(&span, 1, t.tc.clip);
+        /* Clipping by global norm, its factor applied inside the update (one pass less over
+         * the gradients than tr_grad_clip(), the same bits). */
+        double norm = tr_grad_norm(&span, 1, t.tc.threads);
+        float clip = t.tc.clip > 0.0 && norm > t.tc.clip ? (float)(t.tc.clip / norm) : 1.0f;
         double lr = tr_lr_at(&t.tc, s);
         if (isfinite(norm))
-            tr_optim_step(&t.m, t.grads, t.mom, t.vel, &t.tc, (float)lr, s + 1);
+            tr_optim_step(&t.m, t.grads, t.mom, t.vel, &t.tc, (float)lr, clip, s + 1);
         else /* a diverging step: skip the update rather than write NaN into the weights */
             tm_log_warn("train: step %" PRId64 ": gradient norm %g, update skipped", s + 1, norm);
         cJSON *moe = moe_stats(&t); /* the loads of this step, before the update clears them */

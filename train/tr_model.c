@@ -150,6 +150,7 @@ int tr_model_init(struct tr_model *m, const struct tr_config *cfg)
     m->router_bias = tm_xcalloc(nb ? nb : 1, sizeof(float));
     m->load = tm_xcalloc(nb ? nb : 1, sizeof(int64_t));
     m->gemm.mode = TR_GEMM_F32;
+    m->gemm.threads = 1;
     m->threads = 1;
     return TM_OK;
 }
@@ -365,7 +366,12 @@ int tr_model_forward(struct tr_model *m, struct tr_acts *a, const int32_t *ids,
     if ((rc = tr_linear_fwd(&m->gemm, a->logits, a->xf, P + m->head, N, D, V)) != TM_OK)
         return rc;
     float lm = 0.0f, lt = 0.0f;
-    if ((rc = tr_xent(&lm, NULL, NULL, a->logits, targets, N, V, 1.0f)) != TM_OK)
+    /* With grad_in_forward, the gradients of the two losses are written over their logits here
+     * (the MTP one weighted by lambda, as the backward pass would). */
+    int fuse = a->grad_in_forward;
+    a->logits_hold_grad = 0;
+    rc = tr_xent(&lm, NULL, fuse ? a->logits : NULL, a->logits, targets, N, V, 1.0f, m->threads);
+    if (rc != TM_OK)
         return rc;
 
     if (c->mtp_depth && T >= 2) {
@@ -393,9 +399,12 @@ int tr_model_forward(struct tr_model *m, struct tr_acts *a, const int32_t *ids,
         tr_rmsnorm_fwd(a->m_xf, a->m_rf, a->m_out, P + m->mtp_norm, N1, D, c->norm_eps);
         if ((rc = tr_linear_fwd(&m->gemm, a->m_logits, a->m_xf, P + m->head, N1, D, V)) != TM_OK)
             return rc;
-        if ((rc = tr_xent(&lt, NULL, NULL, a->m_logits, a->tgt_mtp, N1, V, 1.0f)) != TM_OK)
+        rc = tr_xent(&lt, NULL, fuse ? a->m_logits : NULL, a->m_logits, a->tgt_mtp, N1, V,
+                     c->mtp_lambda, m->threads);
+        if (rc != TM_OK)
             return rc;
     }
+    a->logits_hold_grad = fuse;
     a->loss_main = lm;
     a->loss_mtp = lt;
     a->loss_bal = bal;
@@ -416,9 +425,12 @@ int tr_model_backward(struct tr_model *m, struct tr_acts *a, float *grads)
 
     if (c->mtp_depth && T >= 2) {
         int T1 = T - 1, N1 = B * T1;
-        rc = tr_xent(&dummy, NULL, a->m_logits, a->m_logits, a->tgt_mtp, N1, V, c->mtp_lambda);
-        if (rc != TM_OK)
-            return rc;
+        if (!a->logits_hold_grad) {
+            rc = tr_xent(&dummy, NULL, a->m_logits, a->m_logits, a->tgt_mtp, N1, V, c->mtp_lambda,
+                         m->threads);
+            if (rc != TM_OK)
+                return rc;
+        }
         rc = tr_linear_bwd(&m->gemm, a->d_a, grads + m->head, a->m_logits, a->m_xf, P + m->head, N1,
                            D, V);
         if (rc != TM_OK)
@@ -441,8 +453,12 @@ int tr_model_backward(struct tr_model *m, struct tr_acts *a, float *grads)
             return rc;
     }
 
-    if ((rc = tr_xent(&dummy, NULL, a->logits, a->logits, a->targets, N, V, 1.0f)) != TM_OK)
-        return rc;
+    if (!a->logits_hold_grad) {
+        rc = tr_xent(&dummy, NULL, a->logits, a->logits, a->targets, N, V, 1.0f, m->threads);
+        if (rc != TM_OK)
+            return rc;
+    }
+    a->logits_hold_grad = 0; /* the gradients are consumed below */
     rc = tr_linear_bwd(&m->gemm, a->d_a, grads + m->head, a->logits, a->xf, P + m->head, N, D, V);
     if (rc != TM_OK)
         return rc;

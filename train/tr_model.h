@@ -62,10 +62,11 @@
  * exactly once. The router selection biases are NOT parameters (no gradient; they move only by
  * tr_model_bias_update()): they live in m->router_bias, E floats per MoE layer.
  *
- * Threading: a model and its activations are used by one thread at a time. Attention starts
- * m->threads workers inside a call; every other step runs on the calling thread in a fixed
- * order. Results are bit-identical for every m->threads (tr_attn_* guarantee it) at a fixed
- * tr_gemm_threads(), and for the same seed and inputs. */
+ * Threading: a model and its activations are used by one thread at a time. Inside a call,
+ * attention and the cross-entropy split their work among m->threads workers and the products
+ * among m->gemm.threads (tr_ops.h); every other step runs on the calling thread in a fixed
+ * order. Results are bit-identical for the same seed, inputs and thread counts (the low bits
+ * of the products depend on m->gemm.threads, see tr_gemm()). */
 #ifndef TR_MODEL_H
 #define TR_MODEL_H
 
@@ -190,8 +191,10 @@ struct tr_model {
     int64_t *load;           /* n_moe_layers * E, owned: (token, slot) pairs routed to each expert,
                                 ADDED by every forward pass since the last bias update or
                                 tr_model_load_clear() (summed over micro-batches) */
-    struct tr_gemm_cfg gemm; /* every product's mode; set gemm.mode = TR_GEMM_BF16 for bf16 */
-    int threads;             /* attention workers, >= 1; 1 after tr_model_init */
+    struct tr_gemm_cfg gemm; /* every product's mode (TR_GEMM_BF16 for bf16) and workers (1
+                                after tr_model_init) */
+    int threads;             /* attention and cross-entropy workers, >= 1; 1 after
+                                tr_model_init */
 };
 
 /* Builds the model of a configuration (tr_config_check() is run on a copy of cfg first):
@@ -266,7 +269,8 @@ struct tr_acts {
     float *h_last;             /* [N, D] output of the last block (before the final norm) */
     float *xf;                 /* [N, D] rmsnorm(h_last) */
     float *rstdf;              /* [N] */
-    float *logits;             /* [N, V]: logits after forward; the backward pass overwrites them */
+    float *logits;             /* [N, V]: logits after forward (their gradient instead when
+                                  grad_in_forward was set); the backward pass overwrites them */
     /* MTP (mtp_depth 1) */
     struct tr_block_acts mblk;
     float *m_h, *m_nh, *m_rh; /* [N', D] gathered h_last rows, their norm, [N'] rstd in m_rh */
@@ -277,6 +281,13 @@ struct tr_acts {
     float *m_logits;          /* [N', V] */
     /* results of the last forward pass */
     float loss_main, loss_mtp, loss_bal, loss_total;
+    /* Set by the caller before a forward pass that a backward pass will follow (the trainer's
+     * steps; 0 after tr_acts_init): the forward pass then writes each cross-entropy's
+     * gradient over its logits in the same pass as the loss, and the backward pass starts from
+     * it, instead of computing the softmax twice. The gradients are the same bits either way;
+     * only the logits are not kept. */
+    int grad_in_forward;
+    int logits_hold_grad; /* the last forward pass wrote gradients over the logits */
     /* backward scratch */
     float *d_res, *d_a, *d_b, *d_c;     /* [N, D] each (d_c: [N, 2D]) */
     float *d_wide1, *d_wide2, *d_wide3; /* [N, max(F, K De, H hd)] */

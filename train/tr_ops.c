@@ -10,6 +10,7 @@
 #include "tm_err.h"
 #include "tm_log.h"
 #include "tm_mem.h"
+#include "tr_internal.h"
 
 /* ---- embedding ------------------------------------------------------------------------------- */
 
@@ -183,53 +184,6 @@ void tr_swiglu_bwd(float *da, float *db, const float *dout, const float *a, cons
     }
 }
 
-/* ---- cross-entropy --------------------------------------------------------------------------- */
-
-int tr_xent(float *loss, int *n_counted, float *dlogits, const float *logits,
-            const int32_t *targets, int N, int V, float grad_scale)
-{
-    int count = 0;
-    for (int i = 0; i < N; i++) {
-        if (targets[i] == TR_XENT_IGNORE)
-            continue;
-        if (targets[i] < 0 || targets[i] >= V) {
-            tm_log_error("tr_xent: target %d at row %d is outside [0, %d)", (int)targets[i], i, V);
-            return TM_ERR_USAGE;
-        }
-        count++;
-    }
-    double total = 0.0;
-    /* The gradient of a mean over count positions; 0 when none counts (no division by 0). */
-    double gscale = count ? (double)grad_scale / count : 0.0;
-    for (int i = 0; i < N; i++) {
-        const float *l = logits + (size_t)i * V;
-        float *d = dlogits ? dlogits + (size_t)i * V : NULL;
-        if (targets[i] == TR_XENT_IGNORE) {
-            if (d)
-                memset(d, 0, (size_t)V * sizeof(float));
-            continue;
-        }
-        float mx = l[0];
-        for (int j = 1; j < V; j++)
-            mx = l[j] > mx ? l[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < V; j++)
-            sum += exp((double)l[j] - mx);
-        double lse = mx + log(sum);
-        float lt = l[targets[i]]; /* read before d (which may be logits) is written */
-        total += lse - lt;
-        if (d) {
-            for (int j = 0; j < V; j++)
-                d[j] = (float)(gscale * exp((double)l[j] - lse));
-            d[targets[i]] = (float)(gscale * (exp((double)lt - lse) - 1.0));
-        }
-    }
-    *loss = count ? (float)(total / count) : 0.0f;
-    if (n_counted)
-        *n_counted = count;
-    return TM_OK;
-}
-
 /* ---- shape helpers --------------------------------------------------------------------------- */
 
 void tr_concat_fwd(float *out, const float *a, const float *b, int N, int Da, int Db)
@@ -258,23 +212,89 @@ void tr_add(float *out, const float *a, const float *b, size_t n)
 
 /* ---- gradient clipping ----------------------------------------------------------------------- */
 
-double tr_grad_norm(const struct tr_span *spans, int n_spans)
+/* The pieces of a span list: piece p covers values [off, off + n) of span `span`. */
+struct norm_piece {
+    int span;
+    size_t off, n;
+};
+
+#define NORM_PIECE ((size_t)1 << 16)
+
+struct norm_job {
+    const struct tr_span *spans;
+    struct norm_piece *pieces;
+    double *partial; /* sum of squares per piece (tr_grad_norm) */
+    float factor;    /* the clipping factor (scale pass) */
+};
+
+static struct norm_piece *cut_pieces(const struct tr_span *spans, int n_spans, size_t *n_pieces)
 {
-    double ss = 0.0;
+    size_t n = 0;
     for (int s = 0; s < n_spans; s++)
-        for (size_t i = 0; i < spans[s].n; i++)
-            ss += (double)spans[s].p[i] * spans[s].p[i];
+        n += (spans[s].n + NORM_PIECE - 1) / NORM_PIECE;
+    struct norm_piece *pc = tm_xmalloc((n ? n : 1) * sizeof(*pc));
+    size_t k = 0;
+    for (int s = 0; s < n_spans; s++)
+        for (size_t off = 0; off < spans[s].n; off += NORM_PIECE)
+            pc[k++] = (struct norm_piece){
+                s, off, spans[s].n - off < NORM_PIECE ? spans[s].n - off : NORM_PIECE};
+    *n_pieces = n;
+    return pc;
+}
+
+TR_VECTOR_CLONES static void norm_piece_sum(void *ctx, size_t i)
+{
+    const struct norm_job *j = ctx;
+    const struct norm_piece *pc = &j->pieces[i];
+    const float *p = j->spans[pc->span].p + pc->off;
+    double acc[4] = {0}; /* four chains: the adds overlap instead of waiting on each other */
+    size_t k = 0;
+    for (; k + 4 <= pc->n; k += 4)
+        for (int l = 0; l < 4; l++)
+            acc[l] += (double)p[k + l] * p[k + l];
+    for (; k < pc->n; k++)
+        acc[0] += (double)p[k] * p[k];
+    j->partial[i] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+TR_VECTOR_CLONES static void norm_piece_scale(void *ctx, size_t i)
+{
+    const struct norm_job *j = ctx;
+    const struct norm_piece *pc = &j->pieces[i];
+    float *p = j->spans[pc->span].p + pc->off;
+    for (size_t k = 0; k < pc->n; k++)
+        p[k] *= j->factor;
+}
+
+static double norm_of(struct norm_job *j, size_t n_pieces, int threads)
+{
+    j->partial = tm_xmalloc((n_pieces ? n_pieces : 1) * sizeof(double));
+    tr_parallel_for(threads, n_pieces, norm_piece_sum, j);
+    double ss = 0.0;
+    for (size_t i = 0; i < n_pieces; i++)
+        ss += j->partial[i];
+    free(j->partial);
     return sqrt(ss);
 }
 
-double tr_grad_clip(const struct tr_span *spans, int n_spans, double max_norm)
+double tr_grad_norm(const struct tr_span *spans, int n_spans, int threads)
 {
-    double norm = tr_grad_norm(spans, n_spans);
-    if (!isfinite(norm) || max_norm <= 0.0 || norm <= max_norm)
-        return norm;
-    float f = (float)(max_norm / norm);
-    for (int s = 0; s < n_spans; s++)
-        for (size_t i = 0; i < spans[s].n; i++)
-            spans[s].p[i] *= f;
+    size_t n;
+    struct norm_job j = {.spans = spans, .pieces = cut_pieces(spans, n_spans, &n)};
+    double norm = norm_of(&j, n, threads);
+    free(j.pieces);
+    return norm;
+}
+
+double tr_grad_clip(const struct tr_span *spans, int n_spans, double max_norm, int threads)
+{
+    size_t n;
+    struct norm_job j = {.spans = spans, .pieces = cut_pieces(spans, n_spans, &n)};
+    double norm = norm_of(&j, n, threads);
+    if (isfinite(norm) && max_norm > 0.0 && norm > max_norm) {
+        j.factor = (float)(max_norm / norm);
+        tr_parallel_for(threads, n, norm_piece_scale, &j);
+    }
+    free(j.pieces);
     return norm;
 }

@@ -25,12 +25,13 @@
  *   unspecified. Functions returning void have no failure mode: their preconditions (non-NULL
  *   arrays of the stated sizes) are the caller's.
  * - Threading: every function is reentrant and may be called from several threads on
- *   disjoint outputs. Only tr_attn_fwd()/tr_attn_bwd() start threads (tm_run_threads); their
- *   results do not depend on their thread count (see there). All other ops run on the
- *   calling thread, in a fixed order, so they are deterministic. tr_gemm()'s F32 mode runs
- *   inside OpenBLAS, which has its own thread pool and whose low bits depend on its thread
- *   count for large products (see tr_gemm()); "bit-identical" below always means at a fixed
- *   tr_gemm_threads(). */
+ *   disjoint outputs. The functions that take a thread count (tr_gemm() through its
+ *   configuration, tr_attn_*, tr_xent(), tr_grad_norm()/tr_grad_clip()) split their work among
+ *   that many workers (tm_run_threads); all others run on the calling thread. Attention, the
+ *   cross-entropy and the norm cut their work by the data, never by the thread count, and
+ *   compute each output in one piece or combine pieces in a fixed order, so their results are
+ *   bit-identical for every thread count; tr_gemm()'s low bits depend on it (see there).
+ *   "Deterministic" below always means: the same inputs and thread counts give the same bits. */
 #ifndef TR_OPS_H
 #define TR_OPS_H
 
@@ -54,7 +55,8 @@ enum tr_gemm_mode {
 /* A GEMM configuration: which mode, and room for what later paths need (FP8 tile scales,
  * a device handle). Owned by the model; borrowed by each call. */
 struct tr_gemm_cfg {
-    int mode; /* enum tr_gemm_mode */
+    int mode;    /* enum tr_gemm_mode */
+    int threads; /* workers a product may be split among; <= 1: the calling thread alone */
 };
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major, where op(X) is X or X^T.
@@ -76,15 +78,17 @@ struct tr_gemm_cfg {
  * below its minimum, a trans flag other than 0/1, or a NULL matrix whose size is not zero;
  * TM_ERR_TOOBIG when a matrix's element or byte count overflows size_t.
  *
- * Threading: reentrant. Calls from several threads at once are safe (OpenBLAS's pthreads
- * build serializes work on its pool), but each call may itself use up to
- * tr_gemm_threads() threads, so callers that parallelize (tr_attn_*) oversubscribe cores
- * when the products are large enough for OpenBLAS to split them.
+ * Threading: a product of at least TR_GEMM_SPLIT_MACS multiply-adds (M N K) is cut along the
+ * longer of M and N into g->threads pieces of whole 64-row (or column) blocks, each computed
+ * by single-threaded OpenBLAS on its own worker (tr_gemm() sets OpenBLAS to one thread on
+ * first use, so the two never oversubscribe the cores). Reentrant: the workers of another
+ * split (tr_attn_*) call it with threads 1.
  *
- * Reproducibility: the same call with the same tr_gemm_threads() gives the same bits every
- * time. A different OpenBLAS thread count may not: OpenBLAS 0.3.21 (Debian 12) gave different
- * low bits for 1 and 2 threads on products of 100 x 100 x 100 and larger (identical at
- * 64 x 64 x 64 and below), so bit-exact runs across machines need the thread count pinned. */
+ * Reproducibility: the same call with the same g->threads gives the same bits every time. A
+ * different thread count may not: OpenBLAS's kernels compute a tile at the edge of a piece
+ * (fewer rows than the kernel's unroll) with other code than a full one, so the low bits of
+ * elements near a cut change when the cut moves (OpenBLAS 0.3.21 on Zen: row cuts at
+ * multiples of 12 rows give identical bits, column cuts never do). */
 int tr_gemm(const struct tr_gemm_cfg *g, int transA, int transB, int M, int N, int K, float alpha,
             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
@@ -95,14 +99,10 @@ int tr_gemm(const struct tr_gemm_cfg *g, int transA, int transB, int M, int N, i
 void tr_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Sets the number of threads OpenBLAS uses for each product (openblas_set_num_threads).
- * The setting is process-wide. n <= 0 picks one per online core (tm_thread_count(0)). Until
- * it is called, OpenBLAS uses its own default: $OPENBLAS_NUM_THREADS, else one per core.
- * Not safe to call while another thread is inside tr_gemm(); call it at setup. */
-void tr_gemm_set_threads(int n);
-
-/* The number of threads OpenBLAS currently uses per product (openblas_get_num_threads). */
-int tr_gemm_threads(void);
+/* Products of fewer multiply-adds than this (M N K) run on the calling thread: below it,
+ * starting a worker costs about as much as it saves (a 2^21 product takes about 0.1 ms on one
+ * core). */
+#define TR_GEMM_SPLIT_MACS (1 << 21)
 
 /* x rounded to the nearest bfloat16 (the top 16 bits of a float32), ties to even, returned as
  * a float32 whose low 16 bits are zero. Finite values beyond the largest bf16 round to +-Inf
@@ -228,18 +228,21 @@ void tr_swiglu_bwd(float *da, float *db, const float *dout, const float *a, cons
 /* Mean cross-entropy of softmax(logits) against targets.
  *
  * logits [N, V]; targets [N], each in [0, V) or TR_XENT_IGNORE.
- * *loss:      the mean of -log softmax(logits[i])[targets[i]] over the counted positions
- *             (each row's log-sum-exp in double, after subtracting the row maximum); 0 when
- *             none counts.
+ * *loss:      the mean of -log softmax(logits[i])[targets[i]] over the counted positions; 0
+ *             when none counts. Each row subtracts its maximum, sums exp(l - max) in float
+ *             (a vectorized exponential accurate to a few ulps, eight partial sums combined
+ *             in double) and takes its log-sum-exp in double; rows are summed in row order.
  * *n_counted: the number of counted positions (may be NULL).
  * dlogits:    [N, V], written when not NULL: grad_scale * d(*loss)/d(logits), i.e.
  *             grad_scale * (softmax - onehot(target)) / n_counted for counted rows and zero
  *             rows for ignored ones (all zero when none counts). grad_scale carries a loss
  *             weight (the MTP lambda) or 1. dlogits may equal logits (in place).
- * Returns TM_OK; TM_ERR_USAGE (logged with the row) for a target outside [0, V) that is not
- * TR_XENT_IGNORE. */
+ * threads:    rows are split among this many workers when N V >= 65536 (each row computed by
+ *             one worker: the result does not depend on the count).
+ * Allocates N doubles of scratch. Returns TM_OK; TM_ERR_USAGE (logged with the row) for a
+ * target outside [0, V) that is not TR_XENT_IGNORE. */
 int tr_xent(float *loss, int *n_counted, float *dlogits, const float *logits,
-            const int32_t *targets, int N, int V, float grad_scale);
+            const int32_t *targets, int N, int V, float grad_scale, int threads);
 
 /* ==== MoE router, DeepSeek-V3 style ======================================================== */
 
@@ -317,15 +320,18 @@ struct tr_span {
     size_t n;
 };
 
-/* The global L2 norm of every value of the n_spans buffers: sqrt of the sum of squares,
- * accumulated in double in list order (deterministic). */
-double tr_grad_norm(const struct tr_span *spans, int n_spans);
+/* The global L2 norm of every value of the n_spans buffers: sqrt of the sum of squares. Each
+ * buffer is cut into pieces of 2^16 values whose sums of squares (in double) run on up to
+ * `threads` workers and are added in list order, so the result is deterministic and does not
+ * depend on `threads`. */
+double tr_grad_norm(const struct tr_span *spans, int n_spans, int threads);
 
 /* Global-norm clipping: computes the norm as tr_grad_norm() and, when it exceeds max_norm,
- * multiplies every value by max_norm / norm, so the norm becomes max_norm. A norm that is not
- * finite (an overflowed or NaN gradient) leaves the buffers untouched: the caller sees it in
- * the return value and decides (skip the step). max_norm <= 0 disables the scaling.
- * Returns the norm before clipping. */
-double tr_grad_clip(const struct tr_span *spans, int n_spans, double max_norm);
+ * multiplies every value by max_norm / norm (on `threads` workers), so the norm becomes
+ * max_norm. A norm that is not finite (an overflowed or NaN gradient) leaves the buffers
+ * untouched: the caller sees it in the return value and decides (skip the step). max_norm <= 0
+ * disables the scaling. Returns the norm before clipping. Allocates scratch for one double
+ * per piece. */
+double tr_grad_clip(const struct tr_span *spans, int n_spans, double max_norm, int threads);
 
 #endif

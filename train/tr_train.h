@@ -58,7 +58,7 @@ struct tr_train_cfg {
      * are, the domains not given weigh 0. */
     double weights[3];
     int bf16;    /* 1: every product in the TR_GEMM_BF16 mode */
-    int threads; /* attention workers and OpenBLAS threads, 1 .. 256 */
+    int threads; /* workers of every split operation (tr_ops.h), 1 .. 256 */
 };
 
 /* Fills t with the defaults: steps 1000, batch 8, seq 128, lr 3e-4, min_lr 3e-5, warmup 100,
@@ -95,11 +95,13 @@ double tr_lr_at(const struct tr_train_cfg *t, int64_t s);
  * n parameters, in the form PyTorch's torch.optim.AdamW documents:
  *   p -= lr wd p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *   p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
- * t is the 1-based update count (bias correction). Arithmetic in float, the corrections in
- * double then rounded once; a fixed order, so it is deterministic. p, m, v are updated in
- * place; g is read. */
+ * with g = gscale * (the stored gradient): gscale is the global-norm clipping factor (1 when
+ * not clipping), applied here rather than in a pass of its own; the float product is the
+ * value tr_grad_clip() would have stored. t is the 1-based update count (bias correction).
+ * Arithmetic in float, the corrections in double then rounded once; a fixed order, so it is
+ * deterministic. p, m, v are updated in place; g is read. */
 void tr_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd,
-                     float b1, float b2, float eps, int64_t t);
+                     float b1, float b2, float eps, float gscale, int64_t t);
 
 /* Whether the tensor is decayed: matrices are, but not RMSNorm scales (ndim 1) and not the
  * embedding table "embed" (a lookup table, decayed by neither GPT-2's nor nanoGPT's recipe;
@@ -108,9 +110,11 @@ int tr_tensor_decays(const struct tr_tensor *t);
 
 /* AdamW over the whole model with t's settings, lr and the 1-based update count: each named
  * tensor of m->params with tr_tensor_decays() choosing wd or 0. mom and vel are n_params
- * floats each (the moments, caller-owned). */
+ * floats each (the moments, caller-owned). The tensors are cut into pieces of 2^16 values
+ * updated on t->threads workers (elementwise: the result does not depend on the count).
+ * gscale multiplies every gradient (the clipping factor, see tr_adamw_update()). */
 void tr_optim_step(struct tr_model *m, const float *grads, float *mom, float *vel,
-                   const struct tr_train_cfg *t, float lr, int64_t update);
+                   const struct tr_train_cfg *t, float lr, float gscale, int64_t update);
 
 /* ==== Checkpoints (tr_ckpt.c) ============================================================== */
 

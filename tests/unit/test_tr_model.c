@@ -24,8 +24,9 @@
  * - A tiny model overfits one batch with Adam (written here) and MTP on: the total loss drops
  *   below OVERFIT_LOSS within OVERFIT_STEPS steps (measured: 4.69 -> 0.049 in 48 steps).
  * - Determinism: two forward + backward passes give identical bits, and so do 1 and 2
- *   attention threads (the only threaded part; OpenBLAS runs these small products on one
- *   thread, see tr_ops.h). The bf16 GEMM mode changes the loss only slightly.
+ *   attention and cross-entropy threads (these products are too small to be split, see
+ *   tr_ops.h), and the gradient written by the forward pass (grad_in_forward). The bf16 GEMM
+ *   mode changes the loss only slightly.
  * - Errors: T over the context, B T over the activations, ids and targets out of range; T 1
  *   (no MTP position) works with an MTP loss of 0.
  * - The bias update through the model: with routing skewed by a +1 bias on expert 0, repeated
@@ -571,6 +572,14 @@ static void test_determinism(void **state)
     assert_memory_equal(g1, g2, P * sizeof(float));
     f->m.threads = 2;
     run_once(f, g2, &l2);
+    assert_memory_equal(&l1, &l2, sizeof(float));
+    assert_memory_equal(g1, g2, P * sizeof(float));
+    /* The cross-entropy gradients written by the forward pass (the trainer's steps) are the
+     * same bits as those the backward pass computes, for the main and the MTP loss. */
+    f->a.grad_in_forward = 1;
+    run_once(f, g2, &l2);
+    assert_true(f->a.logits_hold_grad == 0); /* consumed by the backward pass */
+    f->a.grad_in_forward = 0;
     assert_memory_equal(&l1, &l2, sizeof(float));
     assert_memory_equal(g1, g2, P * sizeof(float));
 

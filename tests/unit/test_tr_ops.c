@@ -13,10 +13,12 @@
  *   cross-entropy, the balance loss), bf16 rounding with known bit patterns.
  * - Properties: the causal mask, grouped-query heads equal duplicated heads, the router's
  *   tie-breaking and a bias that changes the selection but not the gates, the bias update
- *   balancing a skewed router (and not with gamma 0), attention results bit-identical for 1, 2
- *   and 3 threads. (All other ops are single-threaded; OpenBLAS's own bits depend on its thread
- *   count for large products, which these small shapes never reach.)
- * Shapes are small so the whole file runs in well under a second. */
+ *   balancing a skewed router (and not with gamma 0).
+ * - Thread counts: attention, cross-entropy, gradient norm and clipping give bit-identical
+ *   results for 1, 2 and 3 threads on shapes big enough to be split; a split GEMM (past
+ *   TR_GEMM_SPLIT_MACS, block counts that do not divide evenly, along M and along N) matches
+ *   the reference for 1, 2 and 3 threads and repeats its bits at each count.
+ * Shapes are small so the whole file runs in about a second. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,7 +199,7 @@ static void test_bf16_round(void **state)
 /* Runs tr_gemm in `mode` against tr_gemm_ref on inputs pre-rounded to bf16 when mode is BF16,
  * for one shape, transpose pair and beta, with padded leading dimensions. The bound per element
  * is 1e-5 * (|alpha| sum_k |a b| + |beta c|): the float accumulation error for K <= 65. */
-static void gemm_case(int mode, int ta, int tb, int M, int N, int K, float beta)
+static void gemm_case(int mode, int ta, int tb, int M, int N, int K, float beta, int threads)
 {
     const int pad = 3;
     int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
@@ -215,7 +217,7 @@ static void gemm_case(int mode, int ta, int tb, int M, int N, int K, float beta)
         tr_bf16_round_array(Ar, Ar, (size_t)ar * lda);
         tr_bf16_round_array(Br, Br, (size_t)br * ldb);
     }
-    struct tr_gemm_cfg g = {.mode = mode};
+    struct tr_gemm_cfg g = {.mode = mode, .threads = threads};
     assert_int_equal(tr_gemm(&g, ta, tb, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc), TM_OK);
     float *C0 = copy_buf(Cref, (size_t)M * ldc);
     tr_gemm_ref(ta, tb, M, N, K, alpha, Ar, lda, Br, ldb, beta, Cref, ldc);
@@ -256,9 +258,39 @@ static void test_gemm_vs_ref(void **state)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) {
-                    gemm_case(mode, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0.0f);
-                    gemm_case(mode, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 1.3f);
+                    gemm_case(mode, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0.0f, 1);
+                    gemm_case(mode, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 1.3f, 1);
                 }
+}
+
+/* Products big enough to be split (M N K >= TR_GEMM_SPLIT_MACS): along M (M >= N) and along N,
+ * with a last block of odd size. At 1, 2 and 3 threads the result matches the reference, and a
+ * second call with the same count repeats its bits. */
+static void test_gemm_threads(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{200, 130, 97}, {97, 300, 80}, {129, 65, 257}};
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        assert_true((double)M * N * K >= TR_GEMM_SPLIT_MACS);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int th = 1; th <= 3; th++) {
+                    gemm_case(TR_GEMM_F32, ta, tb, M, N, K, 0.5f, th);
+                    gemm_case(TR_GEMM_BF16, ta, tb, M, N, K, 0.0f, th);
+                }
+        size_t csz = (size_t)M * N;
+        float *A = rand_buf((size_t)M * K, 1.0f), *Bm = rand_buf((size_t)K * N, 1.0f);
+        float *C1 = calloc(csz, sizeof(float)), *C2 = calloc(csz, sizeof(float));
+        struct tr_gemm_cfg g = {.mode = TR_GEMM_F32, .threads = 2};
+        assert_int_equal(tr_gemm(&g, 0, 0, M, N, K, 1.0f, A, K, Bm, N, 0.0f, C1, N), TM_OK);
+        assert_int_equal(tr_gemm(&g, 0, 0, M, N, K, 1.0f, A, K, Bm, N, 0.0f, C2, N), TM_OK);
+        assert_memory_equal(C1, C2, csz * sizeof(float));
+        free(A);
+        free(Bm);
+        free(C1);
+        free(C2);
+    }
 }
 
 /* BF16 mode really rounds: on random inputs it differs from the FP32 product, and equals the
@@ -306,11 +338,6 @@ static void test_gemm_edges(void **state)
     assert_int_equal(tr_gemm(NULL, 0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.5f, C, 2), TM_OK);
     assert_true(C[0] == 2 && C[1] == 2.5f && C[2] == 5 && C[3] == 5.5f);
     assert_int_equal(tr_gemm(NULL, 0, 0, 0, 2, 3, 1.0f, NULL, 3, Bm, 2, 0.0f, NULL, 2), TM_OK);
-    /* The BLAS thread count can be set and read back. */
-    int before = tr_gemm_threads();
-    tr_gemm_set_threads(1);
-    assert_int_equal(tr_gemm_threads(), 1);
-    tr_gemm_set_threads(before);
 }
 
 /* ---- embedding ----------------------------------------------------------------------------- */
@@ -862,7 +889,60 @@ struct xent_ctx {
 static void xent_fwd(void *vctx, float *out)
 {
     struct xent_ctx *c = vctx;
-    assert_int_equal(tr_xent(out, NULL, NULL, c->logits, c->targets, XN, XV, 1.0f), TM_OK);
+    assert_int_equal(tr_xent(out, NULL, NULL, c->logits, c->targets, XN, XV, 1.0f, 1), TM_OK);
+}
+
+/* A vocabulary big enough to be split (N V >= 65536), logits spread over +-30 so that many
+ * exponentials are tiny: loss and gradient match double-precision softmax closely (the
+ * vectorized exponential), and are bit-identical for 1, 2 and 3 threads. */
+static void test_xent_big(void **state)
+{
+    (void)state;
+    enum { BN = 37, BV = 3001 };
+    float *lg = rand_buf((size_t)BN * BV, 30.0f);
+    int32_t tg[BN];
+    for (int i = 0; i < BN; i++)
+        tg[i] = (int32_t)(tm_splitmix64(&rng_state) % BV);
+    tg[5] = TR_XENT_IGNORE;
+    float *d1 = NULL, loss1 = 0.0f;
+    for (int th = 1; th <= 3; th++) {
+        float loss;
+        int count;
+        float *d = nan_buf((size_t)BN * BV);
+        assert_int_equal(tr_xent(&loss, &count, d, lg, tg, BN, BV, 1.0f, th), TM_OK);
+        assert_int_equal(count, BN - 1);
+        if (th == 1) {
+            d1 = d;
+            loss1 = loss;
+            double ref = 0.0, worst = 0.0;
+            for (int i = 0; i < BN; i++) {
+                if (tg[i] < 0)
+                    continue;
+                const float *l = lg + (size_t)i * BV;
+                double mx = l[0], s = 0.0;
+                for (int j = 1; j < BV; j++)
+                    mx = fmax(mx, l[j]);
+                for (int j = 0; j < BV; j++)
+                    s += exp(l[j] - mx);
+                ref += mx + log(s) - l[tg[i]];
+                for (int j = 0; j < BV; j++) {
+                    double p = exp(l[j] - mx) / s / (BN - 1) - (j == tg[i] ? 1.0 / (BN - 1) : 0);
+                    double err = fabs(d[(size_t)i * BV + j] - p) / (fabs(p) + 1e-30);
+                    if (fabs(p) > 1e-30 && err > worst)
+                        worst = err;
+                }
+            }
+            ref /= BN - 1;
+            assert_true(fabs(loss - ref) <= 1e-6 * fabs(ref));
+            assert_true(worst < 1e-5); /* a few float ulps, and p_t - 1 rounded in float */
+            continue;
+        }
+        assert_true(loss == loss1);
+        assert_memory_equal(d, d1, (size_t)BN * BV * sizeof(float));
+        free(d);
+    }
+    free(d1);
+    free(lg);
 }
 
 static void test_xent(void **state)
@@ -876,7 +956,7 @@ static void test_xent(void **state)
     float loss;
     int count;
     float *dl = nan_buf(XN * XV);
-    assert_int_equal(tr_xent(&loss, &count, dl, c.logits, c.targets, XN, XV, 1.0f), TM_OK);
+    assert_int_equal(tr_xent(&loss, &count, dl, c.logits, c.targets, XN, XV, 1.0f, 1), TM_OK);
     assert_int_equal(count, XN - 2);
     double ref = 0;
     for (int i = 0; i < XN; i++) {
@@ -896,19 +976,19 @@ static void test_xent(void **state)
 
     /* grad_scale scales the gradient; in place gives the same values. */
     float *dl2 = copy_buf(c.logits, XN * XV);
-    assert_int_equal(tr_xent(&loss, NULL, dl2, dl2, c.targets, XN, XV, 0.25f), TM_OK);
+    assert_int_equal(tr_xent(&loss, NULL, dl2, dl2, c.targets, XN, XV, 0.25f, 1), TM_OK);
     for (int i = 0; i < XN * XV; i++)
         assert_true(fabsf(dl2[i] - 0.25f * dl[i]) <= 1e-7f);
     /* Huge logits stay finite (max subtraction). */
     for (int i = 0; i < XN * XV; i++)
         dl2[i] = c.logits[i] * 1e4f;
-    assert_int_equal(tr_xent(&loss, NULL, dl, dl2, c.targets, XN, XV, 1.0f), TM_OK);
+    assert_int_equal(tr_xent(&loss, NULL, dl, dl2, c.targets, XN, XV, 1.0f, 1), TM_OK);
     assert_true(isfinite(loss));
     /* Nothing counted: loss 0, zero gradient. */
     int32_t none[XN];
     for (int i = 0; i < XN; i++)
         none[i] = TR_XENT_IGNORE;
-    assert_int_equal(tr_xent(&loss, &count, dl, c.logits, none, XN, XV, 1.0f), TM_OK);
+    assert_int_equal(tr_xent(&loss, &count, dl, c.logits, none, XN, XV, 1.0f, 1), TM_OK);
     assert_true(loss == 0.0f && count == 0);
     for (int i = 0; i < XN * XV; i++)
         assert_true(dl[i] == 0.0f);
@@ -916,9 +996,11 @@ static void test_xent(void **state)
     FILE *q = fopen("/dev/null", "w");
     tm_log_set_stream(q, 0);
     c.targets[0] = XV;
-    assert_int_equal(tr_xent(&loss, NULL, NULL, c.logits, c.targets, XN, XV, 1.0f), TM_ERR_USAGE);
+    assert_int_equal(tr_xent(&loss, NULL, NULL, c.logits, c.targets, XN, XV, 1.0f, 1),
+                     TM_ERR_USAGE);
     c.targets[0] = -2;
-    assert_int_equal(tr_xent(&loss, NULL, NULL, c.logits, c.targets, XN, XV, 1.0f), TM_ERR_USAGE);
+    assert_int_equal(tr_xent(&loss, NULL, NULL, c.logits, c.targets, XN, XV, 1.0f, 1),
+                     TM_ERR_USAGE);
     tm_log_set_stream(NULL, -1);
     fclose(q);
     free(c.logits);
@@ -1225,16 +1307,52 @@ static void test_add_and_clip(void **state)
 
     float g1[2] = {3, 0}, g2[1] = {4}; /* norm 5 */
     struct tr_span sp[2] = {{g1, 2}, {g2, 1}};
-    assert_true(tr_grad_norm(sp, 2) == 5.0);
-    assert_true(tr_grad_clip(sp, 2, 10.0) == 5.0); /* under the limit: untouched */
+    assert_true(tr_grad_norm(sp, 2, 1) == 5.0);
+    assert_true(tr_grad_clip(sp, 2, 10.0, 1) == 5.0); /* under the limit: untouched */
     assert_true(g1[0] == 3 && g2[0] == 4);
-    assert_true(tr_grad_clip(sp, 2, 1.0) == 5.0);
+    assert_true(tr_grad_clip(sp, 2, 1.0, 1) == 5.0);
     assert_true(fabsf(g1[0] - 0.6f) < 1e-7f && fabsf(g2[0] - 0.8f) < 1e-7f);
-    assert_true(fabs(tr_grad_norm(sp, 2) - 1.0) < 1e-6);
+    assert_true(fabs(tr_grad_norm(sp, 2, 1) - 1.0) < 1e-6);
     g2[0] = INFINITY; /* not finite: reported, nothing scaled */
-    assert_true(isinf(tr_grad_clip(sp, 2, 1.0)));
+    assert_true(isinf(tr_grad_clip(sp, 2, 1.0, 1)));
     assert_true(fabsf(g1[0] - 0.6f) < 1e-7f);
-    assert_true(tr_grad_norm(sp, 0) == 0.0);
+    assert_true(tr_grad_norm(sp, 0, 1) == 0.0);
+
+    /* Spans of several pieces (2^16 values each): the same norm and the same clipped values for
+     * 1, 2 and 3 threads, and the norm matches a plain double sum. */
+    size_t n1 = 200003, n2 = 70001;
+    float *b1 = rand_buf(n1, 1.0f), *b2 = rand_buf(n2, 1.0f);
+    double ss = 0.0;
+    for (size_t i = 0; i < n1; i++)
+        ss += (double)b1[i] * b1[i];
+    for (size_t i = 0; i < n2; i++)
+        ss += (double)b2[i] * b2[i];
+    float *ref1 = NULL, *ref2 = NULL;
+    double norm1 = 0.0;
+    for (int th = 1; th <= 3; th++) {
+        float *c1 = copy_buf(b1, n1), *c2 = copy_buf(b2, n2);
+        struct tr_span big[2] = {{c1, n1}, {c2, n2}};
+        double nm = tr_grad_norm(big, 2, th);
+        assert_true(fabs(nm - sqrt(ss)) <= 1e-12 * sqrt(ss));
+        assert_true(tr_grad_clip(big, 2, 1.0, th) == nm);
+        if (th == 1) {
+            ref1 = c1;
+            ref2 = c2;
+            norm1 = nm;
+            continue;
+        }
+        assert_true(nm == norm1);
+        assert_memory_equal(c1, ref1, n1 * sizeof(float));
+        assert_memory_equal(c2, ref2, n2 * sizeof(float));
+        free(c1);
+        free(c2);
+    }
+    struct tr_span after[2] = {{ref1, n1}, {ref2, n2}};
+    assert_true(fabs(tr_grad_norm(after, 2, 2) - 1.0) < 1e-5);
+    free(ref1);
+    free(ref2);
+    free(b1);
+    free(b2);
 }
 
 int main(void)
@@ -1244,6 +1362,7 @@ int main(void)
         cmocka_unit_test(test_gemm_vs_ref),
         cmocka_unit_test(test_gemm_bf16_rounds),
         cmocka_unit_test(test_gemm_edges),
+        cmocka_unit_test(test_gemm_threads),
         cmocka_unit_test(test_embed),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_rmsnorm),
@@ -1255,6 +1374,7 @@ int main(void)
         cmocka_unit_test(test_attn_threads),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_xent),
+        cmocka_unit_test(test_xent_big),
         cmocka_unit_test(test_router_select),
         cmocka_unit_test(test_router_grad),
         cmocka_unit_test(test_bias_update_rule),

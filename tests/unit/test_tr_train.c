@@ -72,14 +72,14 @@ static void test_adamw_by_hand(void **state)
     float m[4] = {0}, v[4] = {0};
     const float g1[4] = {0.1f, -0.2f, 0.0f, 1e-3f};
     const float g2[4] = {0.05f, 0.3f, 0.0f, -2e-3f};
-    tr_adamw_update(p, g1, m, v, 4, 0.1f, 0.01f, 0.9f, 0.999f, 1e-8f, 1);
+    tr_adamw_update(p, g1, m, v, 4, 0.1f, 0.01f, 0.9f, 0.999f, 1e-8f, 1.0f, 1);
     /* Step 1: p (1 - lr wd) - lr g / (|g| + eps). */
     const double want1[4] = {0.899000010, -1.898000005, 0.499500000, 2.897001000};
     for (int i = 0; i < 4; i++)
         assert_true(fabs(p[i] - want1[i]) < ADAM_TOL);
     assert_true(fabs(m[0] - 0.01) < MOMENT_RTOL * 0.01 && fabs(v[1] - 4e-5) < MOMENT_RTOL * 4e-5);
     assert_true(m[2] == 0 && v[2] == 0);
-    tr_adamw_update(p, g2, m, v, 4, 0.1f, 0.01f, 0.9f, 0.999f, 1e-8f, 2);
+    tr_adamw_update(p, g2, m, v, 4, 0.1f, 0.01f, 0.9f, 0.999f, 1e-8f, 1.0f, 2);
     /* Step 2: m = 0.9 m + 0.1 g, v = 0.999 v + 0.001 g^2, corrections 1 / 0.19 and
      * 1 / 0.001999 (worked in double). */
     const double want2[4] = {0.804883058, -1.920872186, 0.499000500, 2.930714120};
@@ -87,6 +87,19 @@ static void test_adamw_by_hand(void **state)
         assert_true(fabs(p[i] - want2[i]) < ADAM_TOL);
     assert_true(fabs(m[0] - 0.014) < MOMENT_RTOL * 0.014);
     assert_true(fabs(v[0] - 1.249e-5) < MOMENT_RTOL * 1.249e-5);
+
+    /* gscale (the clipping factor applied inside the update) gives the same bits as a gradient
+     * scaled beforehand, as tr_grad_clip() stores it. */
+    float pa[4] = {1.0f, -2.0f, 0.5f, 3.0f}, pb[4], ma[4] = {0}, mb[4] = {0}, va[4] = {0},
+          vb[4] = {0}, gs[4];
+    memcpy(pb, pa, sizeof(pa));
+    for (int i = 0; i < 4; i++)
+        gs[i] = g2[i] * 0.37f;
+    tr_adamw_update(pa, g2, ma, va, 4, 0.1f, 0.01f, 0.9f, 0.999f, 1e-8f, 0.37f, 1);
+    tr_adamw_update(pb, gs, mb, vb, 4, 0.1f, 0.01f, 0.9f, 0.999f, 1e-8f, 1.0f, 1);
+    assert_memory_equal(pa, pb, sizeof(pa));
+    assert_memory_equal(ma, mb, sizeof(ma));
+    assert_memory_equal(va, vb, sizeof(va));
 }
 
 static void test_decay_mask(void **state)
@@ -104,7 +117,7 @@ static void test_decay_mask(void **state)
     float *zero = calloc(n, sizeof(float)), *mo = calloc(n, sizeof(float)),
           *ve = calloc(n, sizeof(float));
     memcpy(before, m.params, n * sizeof(float));
-    tr_optim_step(&m, zero, mo, ve, &t, 0.1f, 1);
+    tr_optim_step(&m, zero, mo, ve, &t, 0.1f, 1.0f, 1);
     int matrices = 0, kept = 0;
     for (int i = 0; i < m.n_tensors; i++) {
         const struct tr_tensor *tt = &m.tensors[i];
