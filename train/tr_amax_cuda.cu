@@ -7,6 +7,8 @@
  * propagate, which fmaxf() would not (it returns the non-NaN operand). */
 #include <cuda_runtime.h>
 
+#include "tr_cuda.cuh"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,33 +66,11 @@ __global__ void tile_amax_kernel(const float *__restrict__ x, size_t cols, size_
     }
 }
 
-/* How CUDA failures map onto tm_err; anything not listed is TM_ERR_INTERNAL. A table, so new
- * mappings are one line (STYLE.md rule 7). */
-const struct {
-    cudaError_t cuda;
-    int tm;
-} kErrMap[] = {
-    {cudaErrorMemoryAllocation, TM_ERR_NOMEM},
-    {cudaErrorNoDevice, TM_ERR_UNSUPPORTED},
-    {cudaErrorInsufficientDriver, TM_ERR_UNSUPPORTED},
-    {cudaErrorInvalidDevice, TM_ERR_UNSUPPORTED},
-    {cudaErrorNoKernelImageForDevice, TM_ERR_UNSUPPORTED},
-    {cudaErrorUnsupportedPtxVersion, TM_ERR_UNSUPPORTED},
-};
-
-/* Logs a failed CUDA call with its context and returns the matching tm_err. */
 int cuda_fail(cudaError_t e, const char *call, size_t rows, size_t cols)
 {
-    int rc = TM_ERR_INTERNAL;
-    for (size_t i = 0; i < sizeof kErrMap / sizeof kErrMap[0]; i++) {
-        if (kErrMap[i].cuda == e) {
-            rc = kErrMap[i].tm;
-            break;
-        }
-    }
     tm_log_error("tile amax (cuda): %zu x %zu: %s failed: %s (%s)", rows, cols, call,
                  cudaGetErrorName(e), cudaGetErrorString(e));
-    return rc;
+    return tr_cuda_errcode(e);
 }
 
 /* cudaSuccess when a device exists and this build's kernels have an image it can run. Probing a

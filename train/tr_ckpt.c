@@ -450,7 +450,12 @@ cJSON *tr_config_json(const struct tr_config *c, const struct tr_train_cfg *t)
         cJSON_AddNumberToObject(tr, "weight_text", t->weights[0]);
         cJSON_AddNumberToObject(tr, "weight_math", t->weights[1]);
         cJSON_AddNumberToObject(tr, "weight_code", t->weights[2]);
-        NUM(tr, t, bf16);
+        cJSON_AddStringToObject(tr, "precision", tr_precision_names[t->precision]);
+        cJSON_AddStringToObject(tr, "fp8_format", tr_fp8_format_names[t->fp8_format]);
+        NUM(tr, t, fp8_pow2);
+        NUM(tr, t, fp8_accum_bits);
+        cJSON_AddStringToObject(tr, "fp8_promote", tr_fp8_promote_names[t->fp8_promote]);
+        cJSON_AddStringToObject(tr, "moments", tr_moments_names[t->moments]);
         NUM(tr, t, threads);
     }
 #undef NUM

@@ -73,7 +73,11 @@ void tr_config_defaults(struct tr_config *c)
 
 void tr_key_range(const struct tr_key *k, char *buf, size_t n)
 {
-    if (k->type == TR_KEY_U64)
+    if (k->type == TR_KEY_ENUM) {
+        size_t used = (size_t)snprintf(buf, n, "one of");
+        for (int w = 0; k->names[w] && used < n; w++)
+            used += (size_t)snprintf(buf + used, n - used, "%s %s", w ? "," : "", k->names[w]);
+    } else if (k->type == TR_KEY_U64)
         snprintf(buf, n, "an unsigned 64-bit integer");
     else if (k->type == TR_KEY_INT)
         snprintf(buf, n, "an integer from %.0f to %.0f", k->min, k->max);
@@ -101,6 +105,15 @@ int tr_key_set(const struct tr_key *table, int n, void *obj, const char *key, co
         char range[96];
         tr_key_range(k, range, sizeof(range));
         errno = 0;
+        if (k->type == TR_KEY_ENUM) {
+            for (int w = 0; k->names[w]; w++)
+                if (strcmp(k->names[w], value) == 0) {
+                    *(int *)(c + k->off) = w;
+                    return TM_OK;
+                }
+            snprintf(err, errlen, "%s: want %s, not '%s'", key, range, value);
+            return TM_ERR_USAGE;
+        }
         if (k->type == TR_KEY_U64) {
             unsigned long long u = strtoull(value, &end, 10);
             if (end == value || *end || value[0] == '-' || errno) {

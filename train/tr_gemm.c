@@ -190,11 +190,51 @@ static void scale_c(float *C, int M, int N, int ldc, float beta)
             C[(size_t)m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
 }
 
+const struct tr_gemm_cfg *tr_gemm_high(const struct tr_gemm_cfg *g, struct tr_gemm_cfg *tmp)
+{
+    if (!g || g->mode != TR_GEMM_FP8)
+        return g;
+    *tmp = *g;
+    tmp->mode = TR_GEMM_BF16;
+    return tmp;
+}
+
+/* The FP8 product: op(A) as M x K and op(B) as N x K (both K contiguous), each quantized from
+ * the stored FP32 values along K, then the emulated GEMM. */
+static int gemm_fp8(const struct tr_gemm_cfg *g, int kindA, int kindB, int transA, int transB,
+                    int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc)
+{
+    struct tr_fp8_mat qa, qb;
+    int rc = tr_fp8_mat_init(&qa, M, K, kindA, g->fp8_fmt);
+    if (rc != TM_OK)
+        return rc;
+    if ((rc = tr_fp8_mat_init(&qb, N, K, kindB, g->fp8_fmt)) != TM_OK) {
+        tr_fp8_mat_release(&qa);
+        return rc;
+    }
+    /* op(A) (m, k) is A[m lda + k] untransposed; op(B) as N x K is B[n ldb + k] when transB. */
+    tr_fp8_quantize(&qa, A, transA, lda, g->fp8_pow2, g->threads);
+    tr_fp8_quantize(&qb, B, !transB, ldb, g->fp8_pow2, g->threads);
+    rc = tr_fp8_gemm(C, ldc, &qa, &qb, alpha, beta, &g->fp8_acc, g->threads);
+    tr_fp8_mat_release(&qa);
+    tr_fp8_mat_release(&qb);
+    return rc;
+}
+
 int tr_gemm(const struct tr_gemm_cfg *g, int transA, int transB, int M, int N, int K, float alpha,
             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
+    return tr_gemm_op(g, TR_FP8_TILES, TR_FP8_TILES, transA, transB, M, N, K, alpha, A, lda, B, ldb,
+                      beta, C, ldc);
+}
+
+int tr_gemm_op(const struct tr_gemm_cfg *g, int kindA, int kindB, int transA, int transB, int M,
+               int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc)
+{
     int mode = g ? g->mode : TR_GEMM_F32;
-    if (mode != TR_GEMM_F32 && mode != TR_GEMM_BF16) {
+    if (mode != TR_GEMM_F32 && mode != TR_GEMM_BF16 && mode != TR_GEMM_FP8) {
         tm_log_error("tr_gemm: unknown mode %d", mode);
         return TM_ERR_USAGE;
     }
@@ -221,6 +261,9 @@ int tr_gemm(const struct tr_gemm_cfg *g, int transA, int transB, int M, int N, i
         return TM_OK;
     }
 
+    if (mode == TR_GEMM_FP8)
+        return gemm_fp8(g, kindA, kindB, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                        ldc);
     pthread_once(&blas_once, blas_single_thread);
     int threads = g ? g->threads : 1;
     if (mode == TR_GEMM_F32) {

@@ -159,12 +159,14 @@ static int swiglu(const struct tr_gemm_cfg *g, float *y, float *a, float *b, con
  * block of rows, and it adds the gated outputs back in that order. */
 static int moe(const struct tr_model *m, const struct tr_block_off *o, struct step_buf *sb, int n)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     const float *P = m->params;
     int D = c->d_model, E = c->n_routed_experts, K = c->top_k, De = c->d_expert, rc;
     size_t ND = (size_t)n * D, eD = (size_t)De * D;
 
-    if ((rc = tr_linear_fwd(&m->gemm, sb->u, sb->xn, P + o->router, n, D, E)) != TM_OK)
+    if ((rc = tr_linear_fwd(tr_gemm_high(&m->gemm, &hp), sb->u, sb->xn, P + o->router, n, D, E)) !=
+        TM_OK)
         return rc;
     const float *bias = m->router_bias + (size_t)o->moe_index * E;
     rc = tr_router_fwd(sb->s, sb->sel, sb->gate, sb->u, bias, n, E, K, c->route_scale);
@@ -218,6 +220,7 @@ static int moe(const struct tr_model *m, const struct tr_block_off *o, struct st
 static int attention(const struct tr_model *m, const struct tr_kv_cache *kv, struct step_buf *sb,
                      int l, int n, int pos0)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     int H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, qd = H * hd, kvd = kv->kv_dim;
     int L = pos0 + n, rc;
@@ -226,7 +229,7 @@ static int attention(const struct tr_model *m, const struct tr_kv_cache *kv, str
     const float *vl = kv->v + (size_t)l * kv->context * kvd;
     for (int h = 0; h < H; h++) {
         int kh = h / (H / Hkv);
-        rc = tr_gemm(&m->gemm, 0, 1, n, L, hd, scale, sb->q + (size_t)h * hd, qd,
+        rc = tr_gemm(tr_gemm_high(&m->gemm, &hp), 0, 1, n, L, hd, scale, sb->q + (size_t)h * hd, qd,
                      kl + (size_t)kh * hd, kvd, 0.0f, sb->S, L);
         if (rc != TM_OK)
             return rc;
@@ -247,8 +250,8 @@ static int attention(const struct tr_model *m, const struct tr_kv_cache *kv, str
             for (int s = last + 1; s < L; s++)
                 row[s] = 0.0f;
         }
-        rc = tr_gemm(&m->gemm, 0, 0, n, hd, L, 1.0f, sb->S, L, vl + (size_t)kh * hd, kvd, 0.0f,
-                     sb->att + (size_t)h * hd, qd);
+        rc = tr_gemm(tr_gemm_high(&m->gemm, &hp), 0, 0, n, hd, L, 1.0f, sb->S, L,
+                     vl + (size_t)kh * hd, kvd, 0.0f, sb->att + (size_t)h * hd, qd);
         if (rc != TM_OK)
             return rc;
     }
@@ -295,6 +298,7 @@ static int block_step(const struct tr_model *m, const struct tr_block_off *o,
 int tr_infer_step(const struct tr_model *m, struct tr_kv_cache *kv, const int32_t *ids, int n,
                   float *logits_last)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     int D = c->d_model, V = c->vocab_size, rc;
     if (kv->layers != c->layers || kv->kv_dim != c->n_kv_heads * c->head_dim ||
@@ -334,7 +338,8 @@ int tr_infer_step(const struct tr_model *m, struct tr_kv_cache *kv, const int32_
             goto out;
     /* Only the last row's logits are wanted: rows are independent after the blocks. */
     tr_rmsnorm_fwd(sb.xf, sb.rstd, sb.x + (size_t)(n - 1) * D, P + m->norm, 1, D, c->norm_eps);
-    if ((rc = tr_linear_fwd(&m->gemm, logits_last, sb.xf, P + m->head, 1, D, V)) != TM_OK)
+    if ((rc = tr_linear_fwd(tr_gemm_high(&m->gemm, &hp), logits_last, sb.xf, P + m->head, 1, D,
+                            V)) != TM_OK)
         goto out;
     kv->len = pos0 + n;
 out:

@@ -29,6 +29,31 @@
 #define F(field) offsetof(struct tr_train_cfg, field)
 
 /* Sanity bounds that reject typos, not tuned limits. */
+const char *const tr_precision_names[] = {"fp32", "bf16", "fp8", NULL};
+const char *const tr_fp8_format_names[] = {"e4m3", "e5m2", NULL};
+const char *const tr_fp8_promote_names[] = {"32", "64", "128", NULL};
+const char *const tr_moments_names[] = {"auto", "fp32", "bf16", NULL};
+
+int tr_train_moments_bf16(const struct tr_train_cfg *t)
+{
+    return t->moments == TR_MOMENTS_BF16 ||
+           (t->moments == TR_MOMENTS_AUTO && t->precision == TR_PREC_FP8);
+}
+
+void tr_train_gemm_cfg(const struct tr_train_cfg *t, struct tr_gemm_cfg *g)
+{
+    static const int promote[] = {32, 64, 128};
+    memset(g, 0, sizeof(*g));
+    g->mode = t->precision == TR_PREC_FP8    ? TR_GEMM_FP8
+              : t->precision == TR_PREC_BF16 ? TR_GEMM_BF16
+                                             : TR_GEMM_F32;
+    g->threads = t->threads;
+    g->fp8_fmt = t->fp8_format;
+    g->fp8_pow2 = t->fp8_pow2;
+    g->fp8_acc.bits = t->fp8_accum_bits;
+    g->fp8_acc.promote = promote[t->fp8_promote >= 0 && t->fp8_promote < 3 ? t->fp8_promote : 2];
+}
+
 static const struct tr_key keys[] = {
     {"steps", TR_KEY_INT, F(steps), 1, 100000000, 0},
     {"batch", TR_KEY_INT, F(batch), 1, 65536, 0},
@@ -49,7 +74,12 @@ static const struct tr_key keys[] = {
     {"weight_text", TR_KEY_DOUBLE, F(weights[0]), 0, 1e6, 0},
     {"weight_math", TR_KEY_DOUBLE, F(weights[1]), 0, 1e6, 0},
     {"weight_code", TR_KEY_DOUBLE, F(weights[2]), 0, 1e6, 0},
-    {"bf16", TR_KEY_INT, F(bf16), 0, 1, 0},
+    {"precision", TR_KEY_ENUM, F(precision), 0, 0, 0, tr_precision_names},
+    {"fp8_format", TR_KEY_ENUM, F(fp8_format), 0, 0, 0, tr_fp8_format_names},
+    {"fp8_pow2", TR_KEY_INT, F(fp8_pow2), 0, 1, 0},
+    {"fp8_accum_bits", TR_KEY_INT, F(fp8_accum_bits), 0, 24, 0},
+    {"fp8_promote", TR_KEY_ENUM, F(fp8_promote), 0, 0, 0, tr_fp8_promote_names},
+    {"moments", TR_KEY_ENUM, F(moments), 0, 0, 0, tr_moments_names},
     {"threads", TR_KEY_INT, F(threads), 1, 256, 0},
 };
 #define N_KEYS ((int)(sizeof(keys) / sizeof(keys[0])))
@@ -74,7 +104,11 @@ void tr_train_defaults(struct tr_train_cfg *t)
     t->ckpt_every = 500;
     t->keep_ckpts = 2;
     t->weights[0] = t->weights[1] = t->weights[2] = -1;
-    t->bf16 = 0;
+    t->precision = TR_PREC_FP32;
+    t->fp8_format = TR_FP8_E4M3;
+    t->fp8_accum_bits = 14;
+    t->fp8_promote = 2; /* tr_fp8_promote_names[2]: 128 */
+    t->moments = TR_MOMENTS_AUTO;
     t->threads = 1;
 }
 
@@ -318,8 +352,7 @@ static int setup(struct trainer *t)
     if (rc)
         return rc;
     t->m.threads = t->tc.threads;
-    t->m.gemm.mode = t->tc.bf16 ? TR_GEMM_BF16 : TR_GEMM_F32;
-    t->m.gemm.threads = t->tc.threads;
+    tr_train_gemm_cfg(&t->tc, &t->m.gemm);
     size_t N = (size_t)t->tc.batch * (size_t)t->tc.seq;
     rc = tr_acts_init(&t->acts, &t->m, N);
     if (rc)

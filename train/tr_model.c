@@ -340,6 +340,7 @@ void tr_acts_release(struct tr_acts *a)
 int tr_model_forward(struct tr_model *m, struct tr_acts *a, const int32_t *ids,
                      const int32_t *targets, int B, int T, float *loss_main, float *loss_mtp)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     int D = c->d_model, V = c->vocab_size, rc;
     if (B < 1 || T < 1 || T > c->context || (size_t)B * (size_t)T > a->max_tokens) {
@@ -363,7 +364,8 @@ int tr_model_forward(struct tr_model *m, struct tr_acts *a, const int32_t *ids,
             return rc;
     }
     tr_rmsnorm_fwd(a->xf, a->rstdf, a->h_last, P + m->norm, N, D, c->norm_eps);
-    if ((rc = tr_linear_fwd(&m->gemm, a->logits, a->xf, P + m->head, N, D, V)) != TM_OK)
+    if ((rc = tr_linear_fwd(tr_gemm_high(&m->gemm, &hp), a->logits, a->xf, P + m->head, N, D, V)) !=
+        TM_OK)
         return rc;
     float lm = 0.0f, lt = 0.0f;
     /* With grad_in_forward, the gradients of the two losses are written over their logits here
@@ -397,7 +399,8 @@ int tr_model_forward(struct tr_model *m, struct tr_acts *a, const int32_t *ids,
         if ((rc = tr_block_fwd(m, &m->mtp_block, &a->mblk, a->m_out, B, T1, &bal)) != TM_OK)
             return rc;
         tr_rmsnorm_fwd(a->m_xf, a->m_rf, a->m_out, P + m->mtp_norm, N1, D, c->norm_eps);
-        if ((rc = tr_linear_fwd(&m->gemm, a->m_logits, a->m_xf, P + m->head, N1, D, V)) != TM_OK)
+        if ((rc = tr_linear_fwd(tr_gemm_high(&m->gemm, &hp), a->m_logits, a->m_xf, P + m->head, N1,
+                                D, V)) != TM_OK)
             return rc;
         rc = tr_xent(&lt, NULL, fuse ? a->m_logits : NULL, a->m_logits, a->tgt_mtp, N1, V,
                      c->mtp_lambda, m->threads);
@@ -418,6 +421,7 @@ int tr_model_forward(struct tr_model *m, struct tr_acts *a, const int32_t *ids,
 
 int tr_model_backward(struct tr_model *m, struct tr_acts *a, float *grads)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     int D = c->d_model, V = c->vocab_size, B = a->B, T = a->T, N = B * T, rc;
     const float *P = m->params;
@@ -431,8 +435,8 @@ int tr_model_backward(struct tr_model *m, struct tr_acts *a, float *grads)
             if (rc != TM_OK)
                 return rc;
         }
-        rc = tr_linear_bwd(&m->gemm, a->d_a, grads + m->head, a->m_logits, a->m_xf, P + m->head, N1,
-                           D, V);
+        rc = tr_linear_bwd(tr_gemm_high(&m->gemm, &hp), a->d_a, grads + m->head, a->m_logits,
+                           a->m_xf, P + m->head, N1, D, V);
         if (rc != TM_OK)
             return rc;
         tr_rmsnorm_bwd(a->d_res, grads + m->mtp_norm, a->d_a, a->m_out, P + m->mtp_norm, a->m_rf,
@@ -459,7 +463,8 @@ int tr_model_backward(struct tr_model *m, struct tr_acts *a, float *grads)
             return rc;
     }
     a->logits_hold_grad = 0; /* the gradients are consumed below */
-    rc = tr_linear_bwd(&m->gemm, a->d_a, grads + m->head, a->logits, a->xf, P + m->head, N, D, V);
+    rc = tr_linear_bwd(tr_gemm_high(&m->gemm, &hp), a->d_a, grads + m->head, a->logits, a->xf,
+                       P + m->head, N, D, V);
     if (rc != TM_OK)
         return rc;
     tr_rmsnorm_bwd(a->d_res, grads + m->norm, a->d_a, a->h_last, P + m->norm, a->rstdf, N, D);

@@ -106,16 +106,18 @@ struct tr_config {
 
 /* ---- Table-driven INI keys (the [model] and [train] sections) ------------------------------ */
 
-enum tr_key_type { TR_KEY_INT, TR_KEY_FLOAT, TR_KEY_DOUBLE, TR_KEY_U64 };
+enum tr_key_type { TR_KEY_INT, TR_KEY_FLOAT, TR_KEY_DOUBLE, TR_KEY_U64, TR_KEY_ENUM };
 
 /* One key of a settings struct: its type, offset and inclusive range (min exclusive when
- * min_open). */
+ * min_open). A TR_KEY_ENUM key is an int holding the index of its value in `names` (a NULL-
+ * terminated list of the accepted words; min, max and min_open unused). */
 struct tr_key {
     const char *name;
     enum tr_key_type type;
     size_t off;
     double min, max;
     int min_open;
+    const char *const *names;
 };
 
 /* Parses `value` for key `key` of table keys[0..n) into obj: TM_OK, or TM_ERR_USAGE with

@@ -61,13 +61,15 @@ static int swiglu_bwd(const struct tr_gemm_cfg *g, float *dx, float *tmp, float 
 static int moe_fwd(struct tr_model *m, const struct tr_block_off *o, struct tr_block_acts *ba,
                    float *out, int B, int T, float *bal)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     const float *P = m->params;
     int N = B * T, D = c->d_model, E = c->n_routed_experts, K = c->top_k, S = c->n_shared_experts;
     int De = c->d_expert, rc;
     size_t ND = (size_t)N * D, NDe = (size_t)N * De, eD = (size_t)De * D;
 
-    if ((rc = tr_linear_fwd(&m->gemm, ba->u, ba->xn2, P + o->router, N, D, E)) != TM_OK)
+    if ((rc = tr_linear_fwd(tr_gemm_high(&m->gemm, &hp), ba->u, ba->xn2, P + o->router, N, D, E)) !=
+        TM_OK)
         return rc;
     const float *bias = m->router_bias + (size_t)o->moe_index * E;
     rc = tr_router_fwd(ba->s, ba->sel, ba->gate, ba->u, bias, N, E, K, c->route_scale);
@@ -129,6 +131,7 @@ static int moe_fwd(struct tr_model *m, const struct tr_block_off *o, struct tr_b
 static int moe_bwd(struct tr_model *m, const struct tr_block_off *o, struct tr_block_acts *ba,
                    struct tr_acts *a, float *grads, float *dxn, const float *dy, int N)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     const float *P = m->params;
     int D = c->d_model, E = c->n_routed_experts, K = c->top_k, S = c->n_shared_experts;
@@ -184,8 +187,8 @@ static int moe_bwd(struct tr_model *m, const struct tr_block_off *o, struct tr_b
     tr_router_bwd(a->d_u, a->d_gate, ba->s, ba->sel, N, E, K, c->route_scale);
     if (c->balance_alpha > 0)
         tr_add(a->d_u, a->d_u, ba->du_bal, (size_t)N * E);
-    rc =
-        tr_linear_bwd(&m->gemm, a->d_b, grads + o->router, a->d_u, ba->xn2, P + o->router, N, D, E);
+    rc = tr_linear_bwd(tr_gemm_high(&m->gemm, &hp), a->d_b, grads + o->router, a->d_u, ba->xn2,
+                       P + o->router, N, D, E);
     if (rc != TM_OK)
         return rc;
     tr_add(dxn, dxn, a->d_b, ND);
@@ -195,6 +198,7 @@ static int moe_bwd(struct tr_model *m, const struct tr_block_off *o, struct tr_b
 int tr_block_fwd(struct tr_model *m, const struct tr_block_off *o, struct tr_block_acts *ba,
                  float *out, int B, int T, float *bal)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     const float *P = m->params;
     int N = B * T, D = c->d_model, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
@@ -208,8 +212,8 @@ int tr_block_fwd(struct tr_model *m, const struct tr_block_off *o, struct tr_blo
         return rc;
     tr_rope_fwd(ba->q, ba->q, B, T, H, hd, c->rope_theta, 0);
     tr_rope_fwd(ba->k, ba->k, B, T, Hkv, hd, c->rope_theta, 0);
-    rc = tr_attn_fwd(&m->gemm, ba->att, ba->lse, ba->q, ba->k, ba->v, B, T, H, Hkv, hd,
-                     1.0f / sqrtf((float)hd), m->threads);
+    rc = tr_attn_fwd(tr_gemm_high(&m->gemm, &hp), ba->att, ba->lse, ba->q, ba->k, ba->v, B, T, H,
+                     Hkv, hd, 1.0f / sqrtf((float)hd), m->threads);
     if (rc != TM_OK)
         return rc;
     if ((rc = tr_linear_fwd(&m->gemm, ba->x_mid, ba->att, P + o->wo, N, qd, D)) != TM_OK)
@@ -230,6 +234,7 @@ int tr_block_fwd(struct tr_model *m, const struct tr_block_off *o, struct tr_blo
 int tr_block_bwd(struct tr_model *m, const struct tr_block_off *o, struct tr_block_acts *ba,
                  struct tr_acts *a, float *grads, int B, int T)
 {
+    struct tr_gemm_cfg hp; /* higher precision: head, router, attention core */
     const struct tr_config *c = &m->cfg;
     const float *P = m->params;
     int N = B * T, D = c->d_model, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
@@ -253,8 +258,8 @@ int tr_block_bwd(struct tr_model *m, const struct tr_block_off *o, struct tr_blo
     rc = tr_linear_bwd(&m->gemm, a->d_wide1, grads + o->wo, a->d_res, ba->att, P + o->wo, N, qd, D);
     if (rc != TM_OK)
         return rc;
-    rc = tr_attn_bwd(&m->gemm, a->d_q, a->d_k, a->d_v, a->d_wide1, ba->q, ba->k, ba->v, ba->lse, B,
-                     T, H, Hkv, hd, 1.0f / sqrtf((float)hd), m->threads);
+    rc = tr_attn_bwd(tr_gemm_high(&m->gemm, &hp), a->d_q, a->d_k, a->d_v, a->d_wide1, ba->q, ba->k,
+                     ba->v, ba->lse, B, T, H, Hkv, hd, 1.0f / sqrtf((float)hd), m->threads);
     if (rc != TM_OK)
         return rc;
     tr_rope_bwd(a->d_q, a->d_q, B, T, H, hd, c->rope_theta, 0);

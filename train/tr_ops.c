@@ -56,7 +56,8 @@ int tr_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, in
 int tr_linear_fwd(const struct tr_gemm_cfg *g, float *y, const float *x, const float *W, int N,
                   int in, int out)
 {
-    return tr_gemm(g, 0, 1, N, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+    return tr_gemm_op(g, TR_FP8_TILES, TR_FP8_BLOCKS, 0, 1, N, out, in, 1.0f, x, in, W, in, 0.0f, y,
+                      out);
 }
 
 int tr_linear_bwd(const struct tr_gemm_cfg *g, float *dx, float *dW, const float *dy,
@@ -64,9 +65,24 @@ int tr_linear_bwd(const struct tr_gemm_cfg *g, float *dx, float *dW, const float
 {
     int rc = TM_OK;
     if (dx)
-        rc = tr_gemm(g, 0, 0, N, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
-    if (rc == TM_OK)
-        rc = tr_gemm(g, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+        rc = tr_gemm_op(g, TR_FP8_TILES, TR_FP8_BLOCKS, 0, 0, N, in, out, 1.0f, dy, out, W, in,
+                        0.0f, dx, in);
+    if (rc != TM_OK)
+        return rc;
+    float *cached = NULL;
+    if (g && g->mode == TR_GEMM_FP8 && N > 0 && in > 0) {
+        /* The FP8 copy of x the forward pass would have cached, as the backward pass sees it. */
+        struct tr_fp8_mat q;
+        if ((rc = tr_fp8_mat_init(&q, N, in, TR_FP8_TILES, g->fp8_fmt)) != TM_OK)
+            return rc;
+        tr_fp8_quantize(&q, x, 0, in, g->fp8_pow2, g->threads);
+        cached = tm_xmalloc((size_t)N * (size_t)in * sizeof(float));
+        tr_fp8_dequantize(cached, in, &q);
+        tr_fp8_mat_release(&q);
+        x = cached;
+    }
+    rc = tr_gemm(g, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    free(cached);
     return rc;
 }
 

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tr_fp8.h"
+
 /* ==== GEMM ================================================================================= */
 
 /* How a product is computed. Every matrix product of the model goes through tr_gemm() with
@@ -50,14 +52,31 @@ enum tr_gemm_mode {
      * exact in FP32 (8 + 8 significant bits), so this emulates a bf16 tensor-core GEMM up to
      * the order of the FP32 sums. */
     TR_GEMM_BF16 = 1,
+    /* DeepSeek-V3's FP8 GEMM, emulated (tr_fp8.h): op(A) is quantized along K in 1 x 128 tiles
+     * (128 x 128 blocks for a weight operand, see tr_gemm_op()), op(B) likewise along K, both
+     * to g->fp8_fmt with g->fp8_pow2 scales, each from the FP32 values as stored (an operand
+     * needed along its other axis is quantized along that axis, never transposed after
+     * quantization); the product is accumulated as g->fp8_acc says. Only the Linear layers use
+     * it: products that stay in higher precision go through tr_gemm_high(). */
+    TR_GEMM_FP8 = 2,
 };
 
-/* A GEMM configuration: which mode, and room for what later paths need (FP8 tile scales,
- * a device handle). Owned by the model; borrowed by each call. */
+/* A GEMM configuration: which mode, the workers a product may use, and the FP8 settings.
+ * Owned by the model; borrowed by each call. */
 struct tr_gemm_cfg {
     int mode;    /* enum tr_gemm_mode */
     int threads; /* workers a product may be split among; <= 1: the calling thread alone */
+    /* TR_GEMM_FP8 only: */
+    int fp8_fmt;                 /* enum tr_fp8_format (DeepSeek-V3: E4M3 everywhere) */
+    int fp8_pow2;                /* 1: power-of-two scales */
+    struct tr_fp8_accum fp8_acc; /* TR_FP8_ACCUM_DEFAULT: 14 bits, promoted every 128 */
 };
+
+/* The configuration for a product that stays in higher precision in the FP8 recipe (the output
+ * head, the MoE router, the attention core; DeepSeek-V3 section 3.3.1): g itself, unless g is
+ * TR_GEMM_FP8, in which case *tmp is filled with g's settings in TR_GEMM_BF16 mode and
+ * returned. */
+const struct tr_gemm_cfg *tr_gemm_high(const struct tr_gemm_cfg *g, struct tr_gemm_cfg *tmp);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major, where op(X) is X or X^T.
  *
@@ -91,6 +110,16 @@ struct tr_gemm_cfg {
  * multiples of 12 rows give identical bits, column cuts never do). */
 int tr_gemm(const struct tr_gemm_cfg *g, int transA, int transB, int M, int N, int K, float alpha,
             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* tr_gemm() with the kind of each operand for the FP8 mode: TR_FP8_TILES (an activation or a
+ * gradient: 1 x 128 tiles along K) or TR_FP8_BLOCKS (a weight: 128 x 128 blocks, which are the
+ * same blocks whichever axis K runs along). Other modes ignore the kinds. tr_gemm() is
+ * tr_gemm_op() with TR_FP8_TILES for both. In FP8 mode the product runs as tr_fp8_gemm() on
+ * g->threads workers (bit-identical for every count) and allocates the two quantized copies
+ * for the call; an FP8 product over K > 128 needs fp8_acc.promote > 0 (TM_ERR_USAGE otherwise). */
+int tr_gemm_op(const struct tr_gemm_cfg *g, int kindA, int kindB, int transA, int transB, int M,
+               int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc);
 
 /* The naive triple loop with the same arguments and semantics as tr_gemm() (beta == 0: C not
  * read), always on unrounded FP32 inputs, accumulating each dot product in double and rounding
@@ -129,15 +158,20 @@ int tr_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, in
 /* ==== Linear =============================================================================== */
 
 /* y = x W^T, no bias: x [N, in], W [out, in] (PyTorch's layout: row o holds the weights of
- * output o), y [N, out]. One tr_gemm() call. Returns tr_gemm()'s codes. */
+ * output o), y [N, out]. One tr_gemm_op() call, W the weight operand. Returns tr_gemm()'s
+ * codes. */
 int tr_linear_fwd(const struct tr_gemm_cfg *g, float *y, const float *x, const float *W, int N,
                   int in, int out);
 
 /* dx = dy W (written; dx may be NULL to skip it, e.g. when x is not trainable), and
  * dW += dy^T x (accumulated). dy [N, out], x [N, in], W [out, in], dW [out, in].
- * Two tr_gemm() calls with the same configuration as the forward pass, so a reduced-precision
- * mode applies to the data-gradient and weight-gradient products too (as DeepSeek-V3 runs
- * Fprop, Dgrad and Wgrad in FP8). Returns tr_gemm()'s codes. */
+ * Two tr_gemm_op() calls with the same configuration as the forward pass, so a
+ * reduced-precision mode applies to the data-gradient and weight-gradient products too (as
+ * DeepSeek-V3 runs Fprop, Dgrad and Wgrad in FP8). In TR_GEMM_FP8 mode x enters the
+ * weight-gradient product as the forward pass's FP8 copy of it would be cached (DeepSeek-V3
+ * caches Linear inputs in FP8 for the backward pass): quantized in 1 x 128 tiles along `in`,
+ * dequantized, then quantized along the tokens for the product (scratch of N in floats).
+ * Returns tr_gemm()'s codes. */
 int tr_linear_bwd(const struct tr_gemm_cfg *g, float *dx, float *dW, const float *dy,
                   const float *x, const float *W, int N, int in, int out);
 

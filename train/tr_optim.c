@@ -9,6 +9,7 @@
 
 #include "tm_mem.h"
 #include "tr_internal.h"
+#include "tr_ops.h"
 #include "tr_train.h"
 
 static const double tr_pi = 3.14159265358979323846;
@@ -65,6 +66,7 @@ struct adam_job {
     const float *grads;
     float lr, b1, b2, eps, gscale;
     int64_t update;
+    int bf16_moments;
 };
 
 #define ADAM_PIECE ((size_t)1 << 16)
@@ -75,6 +77,10 @@ static void adam_run_piece(void *ctx, size_t i)
     const struct adam_piece *pc = &j->pieces[i];
     tr_adamw_update(j->params + pc->off, j->grads + pc->off, j->mom + pc->off, j->vel + pc->off,
                     pc->n, j->lr, pc->wd, j->b1, j->b2, j->eps, j->gscale, j->update);
+    if (j->bf16_moments) { /* stored as BF16: the next update reads the rounded values */
+        tr_bf16_round_array(j->mom + pc->off, j->mom + pc->off, pc->n);
+        tr_bf16_round_array(j->vel + pc->off, j->vel + pc->off, pc->n);
+    }
 }
 
 void tr_optim_step(struct tr_model *m, const float *grads, float *mom, float *vel,
@@ -96,6 +102,7 @@ void tr_optim_step(struct tr_model *m, const float *grads, float *mom, float *ve
         .eps = (float)t->eps,
         .gscale = gscale,
         .update = update,
+        .bf16_moments = tr_train_moments_bf16(t),
     };
     size_t k = 0;
     for (int i = 0; i < m->n_tensors; i++) {

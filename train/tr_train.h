@@ -57,13 +57,44 @@ struct tr_train_cfg {
      * none is given, windows are drawn in proportion to the domains' token counts; when some
      * are, the domains not given weigh 0. */
     double weights[3];
-    int bf16;    /* 1: every product in the TR_GEMM_BF16 mode */
-    int threads; /* workers of every split operation (tr_ops.h), 1 .. 256 */
+    int precision; /* enum tr_precision: how the products are computed */
+    /* precision fp8 only (tr_fp8.h, tr_ops.h TR_GEMM_FP8): */
+    int fp8_format;     /* enum tr_fp8_format: e4m3 (default, DeepSeek-V3) or e5m2 */
+    int fp8_pow2;       /* 1: power-of-two scales; 0 (default): amax / max */
+    int fp8_accum_bits; /* bits the emulated tensor core keeps per WGMMA step, 0 .. 24 (0: an
+                           ideal FP32 accumulator; default 14, DeepSeek-V3's measurement) */
+    int fp8_promote;    /* K elements between promotions to FP32: 32, 64 or 128 (default) */
+    int moments;        /* enum tr_moments: the AdamW moments' storage */
+    int threads;        /* workers of every split operation (tr_ops.h), 1 .. 256 */
 };
+
+/* [train] precision: every Linear product in FP32, in BF16 (inputs rounded), or in DeepSeek-V3's
+ * FP8 (TR_GEMM_FP8; the output head, router and attention core then run in BF16). */
+enum tr_precision { TR_PREC_FP32 = 0, TR_PREC_BF16 = 1, TR_PREC_FP8 = 2 };
+
+/* [train] moments: auto (the default) stores AdamW's moments in BF16 under precision fp8, as
+ * DeepSeek-V3 does, and in FP32 otherwise; fp32 and bf16 force one. BF16 storage is emulated:
+ * each moment is rounded to BF16 after every update (the update itself computes in FP32 from
+ * the stored values, as a kernel reading BF16 moments would). */
+enum tr_moments { TR_MOMENTS_AUTO = 0, TR_MOMENTS_FP32 = 1, TR_MOMENTS_BF16 = 2 };
+
+/* Whether t stores the moments in BF16 (resolving auto). */
+int tr_train_moments_bf16(const struct tr_train_cfg *t);
+
+/* The accepted words of the enum keys, NULL-terminated, indexed by the stored value
+ * (fp8_promote: "32", "64", "128"). */
+extern const char *const tr_precision_names[];
+extern const char *const tr_fp8_format_names[];
+extern const char *const tr_fp8_promote_names[];
+extern const char *const tr_moments_names[];
+
+/* The GEMM configuration for t's precision, FP8 settings and threads. */
+void tr_train_gemm_cfg(const struct tr_train_cfg *t, struct tr_gemm_cfg *g);
 
 /* Fills t with the defaults: steps 1000, batch 8, seq 128, lr 3e-4, min_lr 3e-5, warmup 100,
  * weight_decay 0.1, beta1 0.9, beta2 0.95, eps 1e-8, clip 1.0, seed 1, eval_every 100,
- * eval_batches 8, ckpt_every 500, keep_ckpts 2, weights by token counts, bf16 0, threads 1. */
+ * eval_batches 8, ckpt_every 500, keep_ckpts 2, weights by token counts, precision fp32,
+ * fp8_format e4m3, fp8_pow2 0, fp8_accum_bits 14, fp8_promote 128, moments auto, threads 1. */
 void tr_train_defaults(struct tr_train_cfg *t);
 
 /* Applies one key of the [train] section to t (a tm_ini_set_fn): TM_OK, or TM_ERR_USAGE with

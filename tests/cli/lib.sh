@@ -96,3 +96,21 @@ kill_runs() {
 done_checks() {
   echo "$TEST_NAME: $CHECKS checks passed"
 }
+
+# license_workdir W VOCAB_SIZE NAME...: a workdir of the named /usr/share/common-licenses texts
+# (copied to $T/in), ingested, with a vocabulary of VOCAB_SIZE trained on them (W/v.tiktoken)
+# and tokenized with a tenth of the documents held out for validation.
+license_workdir() {
+  local w=$1 vocab=$2
+  shift 2
+  mkdir -p "$T/in"
+  for f in "$@"; do
+    cp "/usr/share/common-licenses/$f" "$T/in/$f.txt"
+  done
+  tm ingest --workdir "$w" --no-progress "$T/in"
+  expect_rc 0 "ingest"
+  tm tokenize train-vocab --workdir "$w" --vocab-size "$vocab" --out "$w/v.tiktoken" --require none --no-progress
+  expect_rc 0 "train-vocab"
+  tm tokenize --workdir "$w" --vocab "$w/v.tiktoken" --require none --val-fraction 0.1 --no-progress
+  expect_rc 0 "tokenize"
+}

@@ -14,17 +14,8 @@
 #   naming the key.
 source "$(dirname "$0")/lib.sh"
 
-mkdir -p "$T/in"
-for f in GPL-3 Apache-2.0 MPL-2.0 Artistic BSD LGPL-2.1 GPL-2 GFDL-1.3 CC0-1.0; do
-  cp "/usr/share/common-licenses/$f" "$T/in/$f.txt"
-done
 W="$T/w1"
-tm ingest --workdir "$W" --no-progress "$T/in"
-expect_rc 0 "ingest"
-tm tokenize train-vocab --workdir "$W" --vocab-size 512 --out "$W/v.tiktoken" --require none --no-progress
-expect_rc 0 "train-vocab"
-tm tokenize --workdir "$W" --vocab "$W/v.tiktoken" --require none --val-fraction 0.1 --no-progress
-expect_rc 0 "tokenize"
+license_workdir "$W" 512 GPL-3 Apache-2.0 MPL-2.0 Artistic BSD LGPL-2.1 GPL-2 GFDL-1.3 CC0-1.0
 cp -r "$W" "$T/w2"
 cp -r "$W" "$T/w3"
 

@@ -185,7 +185,8 @@ static void test_settings(void **state)
     assert_true(t.weights[0] < 0 && t.weights[1] < 0 && t.weights[2] < 0);
     assert_int_equal(parse_both("[model]\ncontext = 64\n[train]\nsteps = 7\nbatch = 3\nseq = 64\n"
                                 "lr = 0.01\nmin_lr = 0\nwarmup = 2\nweight_math = 2\n"
-                                "seed = 18446744073709551615\nbf16 = 1\nthreads = 2\n"
+                                "seed = 18446744073709551615\nprecision = fp8\nfp8_format = e5m2\n"
+                                "fp8_promote = 64\nmoments = fp32\nthreads = 2\n"
                                 "[other]\nanything = goes\n",
                                 &mc, &t),
                      TM_OK);
@@ -194,15 +195,22 @@ static void test_settings(void **state)
     assert_int_equal(t.batch, 3);
     assert_int_equal(t.seq, 64);
     assert_true(t.lr == 0.01 && t.min_lr == 0 && t.weights[1] == 2 && t.weights[0] < 0);
-    assert_true(t.seed == UINT64_MAX && t.bf16 == 1 && t.threads == 2);
+    assert_true(t.seed == UINT64_MAX && t.precision == TR_PREC_FP8 && t.threads == 2);
+    assert_true(t.fp8_format == TR_FP8_E5M2 && t.moments == TR_MOMENTS_FP32);
+    assert_true(!tr_train_moments_bf16(&t));
+    struct tr_gemm_cfg g;
+    tr_train_gemm_cfg(&t, &g);
+    assert_true(g.mode == TR_GEMM_FP8 && g.fp8_acc.promote == 64 && g.fp8_acc.bits == 14);
 
     char err[512];
     struct {
         const char *key, *value;
-    } bad[] = {{"steps", "0"},   {"batch", "-1"},      {"lr", "0"},        {"lr", "abc"},
-               {"beta2", "1"},   {"eps", "0"},         {"clip", "-1"},     {"bf16", "2"},
-               {"threads", "0"}, {"keep_ckpts", "0"},  {"seed", "-3"},     {"weight_code", "-1"},
-               {"seq", "1.5"},   {"eval_batches", ""}, {"min_lr", "1e400"}};
+    } bad[] = {{"steps", "0"},         {"batch", "-1"},          {"lr", "0"},
+               {"lr", "abc"},          {"beta2", "1"},           {"eps", "0"},
+               {"clip", "-1"},         {"precision", "fp16"},    {"threads", "0"},
+               {"keep_ckpts", "0"},    {"seed", "-3"},           {"weight_code", "-1"},
+               {"seq", "1.5"},         {"eval_batches", ""},     {"min_lr", "1e400"},
+               {"fp8_promote", "100"}, {"fp8_accum_bits", "25"}, {"moments", "fp8"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
         assert_int_equal(tr_train_set(&t, "train", bad[i].key, bad[i].value, err, sizeof(err)),
@@ -211,6 +219,9 @@ static void test_settings(void **state)
     }
     assert_int_equal(tr_train_set(&t, "train", "stepz", "1", err, sizeof(err)), TM_ERR_USAGE);
     assert_non_null(strstr(err, "unknown key 'stepz'"));
+    assert_int_equal(tr_train_set(&t, "train", "precision", "fp16", err, sizeof(err)),
+                     TM_ERR_USAGE);
+    assert_non_null(strstr(err, "one of fp32, bf16, fp8")); /* the accepted words, named */
     assert_int_equal(tr_train_set(&t, "model", "stepz", "1", err, sizeof(err)), TM_OK);
 
     FILE *q = tu_log_quiet();
