@@ -456,6 +456,7 @@ cJSON *tr_config_json(const struct tr_config *c, const struct tr_train_cfg *t)
         NUM(tr, t, fp8_accum_bits);
         cJSON_AddStringToObject(tr, "fp8_promote", tr_fp8_promote_names[t->fp8_promote]);
         cJSON_AddStringToObject(tr, "moments", tr_moments_names[t->moments]);
+        NUM(tr, t, fp8_probe_every);
         NUM(tr, t, threads);
     }
 #undef NUM

@@ -192,10 +192,12 @@ static void scale_c(float *C, int M, int N, int ldc, float beta)
 
 const struct tr_gemm_cfg *tr_gemm_high(const struct tr_gemm_cfg *g, struct tr_gemm_cfg *tmp)
 {
-    if (!g || g->mode != TR_GEMM_FP8)
+    if (!g)
         return g;
     *tmp = *g;
-    tmp->mode = TR_GEMM_BF16;
+    if (tmp->mode == TR_GEMM_FP8)
+        tmp->mode = TR_GEMM_BF16;
+    tmp->probe = NULL; /* these products are not FP8 candidates */
     return tmp;
 }
 

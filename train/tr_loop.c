@@ -80,6 +80,7 @@ static const struct tr_key keys[] = {
     {"fp8_accum_bits", TR_KEY_INT, F(fp8_accum_bits), 0, 24, 0},
     {"fp8_promote", TR_KEY_ENUM, F(fp8_promote), 0, 0, 0, tr_fp8_promote_names},
     {"moments", TR_KEY_ENUM, F(moments), 0, 0, 0, tr_moments_names},
+    {"fp8_probe_every", TR_KEY_INT, F(fp8_probe_every), 0, 100000000, 0},
     {"threads", TR_KEY_INT, F(threads), 1, 256, 0},
 };
 #define N_KEYS ((int)(sizeof(keys) / sizeof(keys[0])))
@@ -277,6 +278,17 @@ static int metrics_trim(const char *path, int64_t done)
 
 /* The per-layer expert statistics of this step (from the loads counted so far) for the
  * metrics line. */
+/* {"fprop": e, "dgrad": e, "wgrad": e}: each role's relative error of the FP8 product against
+ * FP32, sqrt(sum ||C_fp8 - C_fp32||^2 / sum ||C_fp32||^2) over the step's Linear products. */
+static cJSON *probe_json(const struct tr_gemm_probe *p)
+{
+    static const char *const names[TR_N_ROLES] = {"fprop", "dgrad", "wgrad"};
+    cJSON *o = cJSON_CreateObject();
+    for (int r = 0; r < TR_N_ROLES; r++)
+        cJSON_AddNumberToObject(o, names[r], p->ref2[r] > 0 ? sqrt(p->err2[r] / p->ref2[r]) : 0.0);
+    return o;
+}
+
 static cJSON *moe_stats(const struct trainer *t)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -444,10 +456,19 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
         if (rc)
             break;
         memset(t.grads, 0, t.m.n_params * sizeof(float));
+        /* On probe steps every Linear product is also computed in FP32 and in FP8 to measure
+         * what FP8 does to it (tr_gemm_probe); the step's own products are unchanged. */
+        struct tr_gemm_probe probe;
+        int probing = t.tc.fp8_probe_every > 0 && s % t.tc.fp8_probe_every == 0;
+        if (probing) {
+            memset(&probe, 0, sizeof(probe));
+            t.m.gemm.probe = &probe;
+        }
         t.acts.grad_in_forward = 1; /* a backward pass follows: one softmax pass, not two */
         rc = tr_model_forward(&t.m, &t.acts, t.ids, t.targets, B, T, &loss, &loss_mtp);
         if (rc == TM_OK)
             rc = tr_model_backward(&t.m, &t.acts, t.grads);
+        t.m.gemm.probe = NULL;
         if (rc)
             break;
         struct tr_span span = {t.grads, t.m.n_params};
@@ -471,6 +492,8 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
         cJSON_AddNumberToObject(line, "grad_norm", norm);
         cJSON_AddNumberToObject(line, "tokens_per_s", dt > 0 ? (double)B * T / dt : 0);
         cJSON_AddItemToObject(line, "moe", moe);
+        if (probing)
+            cJSON_AddItemToObject(line, "fp8_rel_err", probe_json(&probe));
         rc = metrics_line(&t, line);
         done = s + 1;
         if (rc == TM_OK && (done == t.tc.steps || (t.tc.eval_every && done % t.tc.eval_every == 0)))

@@ -53,32 +53,91 @@ int tr_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, in
 
 /* ---- linear ---------------------------------------------------------------------------------- */
 
+/* The FP8 copy of x [N, in] that the forward pass caches for the backward pass, as the backward
+ * pass reads it: quantized in 1 x 128 tiles along `in`, dequantized (allocated; the caller
+ * frees it), or NULL with *rc set. */
+static float *fp8_cached(const struct tr_gemm_cfg *g, const float *x, int N, int in, int *rc)
+{
+    struct tr_fp8_mat q;
+    if ((*rc = tr_fp8_mat_init(&q, N, in, TR_FP8_TILES, g->fp8_fmt)) != TM_OK)
+        return NULL;
+    tr_fp8_quantize(&q, x, 0, in, g->fp8_pow2, g->threads);
+    float *c = tm_xmalloc((size_t)N * (size_t)in * sizeof(float));
+    tr_fp8_dequantize(c, in, &q);
+    tr_fp8_mat_release(&q);
+    return c;
+}
+
+/* The probe (tr_gemm_probe): the product of one role computed in FP32 and in FP8 from the same
+ * operands (beta 0), their difference added to g->probe. B is the weight operand for Fprop and
+ * Dgrad; for Wgrad, B is x and enters the FP8 product as its cached FP8 copy. */
+static int probe_product(const struct tr_gemm_cfg *g, int role, int transA, int transB, int M,
+                         int N, int K, const float *A, int lda, const float *B, int ldb)
+{
+    if (M == 0 || N == 0 || K == 0)
+        return TM_OK;
+    size_t n = (size_t)M * (size_t)N;
+    float *ref = tm_xmalloc((n ? n : 1) * sizeof(float)),
+          *q = tm_xmalloc((n ? n : 1) * sizeof(float));
+    struct tr_gemm_cfg f32 = *g, f8 = *g;
+    f32.mode = TR_GEMM_F32;
+    f32.probe = f8.probe = NULL;
+    f8.mode = TR_GEMM_FP8;
+    int kindB = role == TR_ROLE_WGRAD ? TR_FP8_TILES : TR_FP8_BLOCKS;
+    int rc = tr_gemm_op(&f32, TR_FP8_TILES, kindB, transA, transB, M, N, K, 1.0f, A, lda, B, ldb,
+                        0.0f, ref, N);
+    float *cached = NULL;
+    if (rc == TM_OK && role == TR_ROLE_WGRAD) /* B is x [tokens, in], untransposed */
+        B = cached = fp8_cached(g, B, K, N, &rc);
+    if (rc == TM_OK)
+        rc = tr_gemm_op(&f8, TR_FP8_TILES, kindB, transA, transB, M, N, K, 1.0f, A, lda, B, ldb,
+                        0.0f, q, N);
+    if (rc == TM_OK) {
+        double e2 = 0.0, r2 = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)q[i] - ref[i];
+            e2 += d * d;
+            r2 += (double)ref[i] * ref[i];
+        }
+        g->probe->err2[role] += e2;
+        g->probe->ref2[role] += r2;
+        g->probe->products[role]++;
+    }
+    free(cached);
+    free(ref);
+    free(q);
+    return rc;
+}
+
 int tr_linear_fwd(const struct tr_gemm_cfg *g, float *y, const float *x, const float *W, int N,
                   int in, int out)
 {
-    return tr_gemm_op(g, TR_FP8_TILES, TR_FP8_BLOCKS, 0, 1, N, out, in, 1.0f, x, in, W, in, 0.0f, y,
-                      out);
+    int rc = tr_gemm_op(g, TR_FP8_TILES, TR_FP8_BLOCKS, 0, 1, N, out, in, 1.0f, x, in, W, in, 0.0f,
+                        y, out);
+    if (rc == TM_OK && g && g->probe)
+        rc = probe_product(g, TR_ROLE_FPROP, 0, 1, N, out, in, x, in, W, in);
+    return rc;
 }
 
 int tr_linear_bwd(const struct tr_gemm_cfg *g, float *dx, float *dW, const float *dy,
                   const float *x, const float *W, int N, int in, int out)
 {
     int rc = TM_OK;
-    if (dx)
+    if (dx) {
         rc = tr_gemm_op(g, TR_FP8_TILES, TR_FP8_BLOCKS, 0, 0, N, in, out, 1.0f, dy, out, W, in,
                         0.0f, dx, in);
+        if (rc == TM_OK && g && g->probe)
+            rc = probe_product(g, TR_ROLE_DGRAD, 0, 0, N, in, out, dy, out, W, in);
+    }
+    if (rc == TM_OK && g && g->probe)
+        rc = probe_product(g, TR_ROLE_WGRAD, 1, 0, out, in, N, dy, out, x, in);
     if (rc != TM_OK)
         return rc;
     float *cached = NULL;
     if (g && g->mode == TR_GEMM_FP8 && N > 0 && in > 0) {
         /* The FP8 copy of x the forward pass would have cached, as the backward pass sees it. */
-        struct tr_fp8_mat q;
-        if ((rc = tr_fp8_mat_init(&q, N, in, TR_FP8_TILES, g->fp8_fmt)) != TM_OK)
+        if (!(cached = fp8_cached(g, x, N, in, &rc)))
             return rc;
-        tr_fp8_quantize(&q, x, 0, in, g->fp8_pow2, g->threads);
-        cached = tm_xmalloc((size_t)N * (size_t)in * sizeof(float));
-        tr_fp8_dequantize(cached, in, &q);
-        tr_fp8_mat_release(&q);
         x = cached;
     }
     rc = tr_gemm(g, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);

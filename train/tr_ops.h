@@ -70,12 +70,29 @@ struct tr_gemm_cfg {
     int fp8_fmt;                 /* enum tr_fp8_format (DeepSeek-V3: E4M3 everywhere) */
     int fp8_pow2;                /* 1: power-of-two scales */
     struct tr_fp8_accum fp8_acc; /* TR_FP8_ACCUM_DEFAULT: 14 bits, promoted every 128 */
+    /* When not NULL, every Linear product (tr_linear_fwd/bwd) is also computed in FP32 and in
+     * the FP8 emulation, from the same FP32 operands, and the difference recorded here (the
+     * products the model uses are not changed). Not thread-safe: one model at a time. */
+    struct tr_gemm_probe *probe;
+};
+
+/* The three products of a Linear layer (DeepSeek-V3's names): Fprop y = x W^T, Dgrad
+ * dx = dy W, Wgrad dW = dy^T x. */
+enum tr_gemm_role { TR_ROLE_FPROP = 0, TR_ROLE_DGRAD = 1, TR_ROLE_WGRAD = 2, TR_N_ROLES = 3 };
+
+/* What FP8 does to the Linear products, per role: the sums over all products of
+ * ||C_fp8 - C_fp32||^2 and ||C_fp32||^2 (Frobenius, in double), so sqrt(err2 / ref2) is the
+ * relative error of the FP8 product against FP32; C_fp8 is computed with the configuration's
+ * FP8 settings (for Wgrad, from the FP8-cached copy of x, as TR_GEMM_FP8 mode does). */
+struct tr_gemm_probe {
+    double err2[TR_N_ROLES], ref2[TR_N_ROLES];
+    long products[TR_N_ROLES];
 };
 
 /* The configuration for a product that stays in higher precision in the FP8 recipe (the output
- * head, the MoE router, the attention core; DeepSeek-V3 section 3.3.1): g itself, unless g is
- * TR_GEMM_FP8, in which case *tmp is filled with g's settings in TR_GEMM_BF16 mode and
- * returned. */
+ * head, the MoE router, the attention core; DeepSeek-V3 section 3.3.1): *tmp filled with g's
+ * settings, TR_GEMM_FP8 replaced by TR_GEMM_BF16 and no probe (these products are never FP8),
+ * and returned; NULL for a NULL g. */
 const struct tr_gemm_cfg *tr_gemm_high(const struct tr_gemm_cfg *g, struct tr_gemm_cfg *tmp);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major, where op(X) is X or X^T.

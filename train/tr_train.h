@@ -59,13 +59,16 @@ struct tr_train_cfg {
     double weights[3];
     int precision; /* enum tr_precision: how the products are computed */
     /* precision fp8 only (tr_fp8.h, tr_ops.h TR_GEMM_FP8): */
-    int fp8_format;     /* enum tr_fp8_format: e4m3 (default, DeepSeek-V3) or e5m2 */
-    int fp8_pow2;       /* 1: power-of-two scales; 0 (default): amax / max */
-    int fp8_accum_bits; /* bits the emulated tensor core keeps per WGMMA step, 0 .. 24 (0: an
-                           ideal FP32 accumulator; default 14, DeepSeek-V3's measurement) */
-    int fp8_promote;    /* K elements between promotions to FP32: 32, 64 or 128 (default) */
-    int moments;        /* enum tr_moments: the AdamW moments' storage */
-    int threads;        /* workers of every split operation (tr_ops.h), 1 .. 256 */
+    int fp8_format;      /* enum tr_fp8_format: e4m3 (default, DeepSeek-V3) or e5m2 */
+    int fp8_pow2;        /* 1: power-of-two scales; 0 (default): amax / max */
+    int fp8_accum_bits;  /* bits the emulated tensor core keeps per WGMMA step, 0 .. 24 (0: an
+                            ideal FP32 accumulator; default 14, DeepSeek-V3's measurement) */
+    int fp8_promote;     /* K elements between promotions to FP32: 32, 64 or 128 (default) */
+    int moments;         /* enum tr_moments: the AdamW moments' storage */
+    int fp8_probe_every; /* every N updates (and the first) measure what FP8 does to each Linear
+                            product (tr_gemm_probe; metrics "fp8_rel_err"), in any precision;
+                            0 (default): never */
+    int threads;         /* workers of every split operation (tr_ops.h), 1 .. 256 */
 };
 
 /* [train] precision: every Linear product in FP32, in BF16 (inputs rounded), or in DeepSeek-V3's
@@ -94,7 +97,8 @@ void tr_train_gemm_cfg(const struct tr_train_cfg *t, struct tr_gemm_cfg *g);
 /* Fills t with the defaults: steps 1000, batch 8, seq 128, lr 3e-4, min_lr 3e-5, warmup 100,
  * weight_decay 0.1, beta1 0.9, beta2 0.95, eps 1e-8, clip 1.0, seed 1, eval_every 100,
  * eval_batches 8, ckpt_every 500, keep_ckpts 2, weights by token counts, precision fp32,
- * fp8_format e4m3, fp8_pow2 0, fp8_accum_bits 14, fp8_promote 128, moments auto, threads 1. */
+ * fp8_format e4m3, fp8_pow2 0, fp8_accum_bits 14, fp8_promote 128, moments auto, fp8_probe_every 0,
+ * threads 1. */
 void tr_train_defaults(struct tr_train_cfg *t);
 
 /* Applies one key of the [train] section to t (a tm_ini_set_fn): TM_OK, or TM_ERR_USAGE with

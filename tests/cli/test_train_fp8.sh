@@ -7,6 +7,10 @@
 #   the bf16 run's at every step after the first few (the quantization is really there), and
 #   track them: the final training and validation losses within 2% of the bf16 run's
 #   (measured: about 0.1%);
+# - the probe (fp8_probe_every 20) reports, at steps 1 and 21 and only there, the relative
+#   error of the FP8 Fprop, Dgrad and Wgrad products against FP32, each between 0.1% and 20%
+#   (E4M3 keeps 3 mantissa bits: a few percent), in both runs; and it changes nothing: the
+#   bf16 run without it has the same losses, bit for bit;
 # - the checkpoint's config.json records the precision and the FP8 settings;
 # - a precision that does not exist and an unsupported promotion interval are refused with
 #   exit 2, naming the key.
@@ -15,8 +19,9 @@ source "$(dirname "$0")/lib.sh"
 W="$T/w"
 license_workdir "$W" 512 GPL-3 Apache-2.0 MPL-2.0 Artistic BSD LGPL-2.1 GPL-2
 cp -r "$W" "$T/w8"
+cp -r "$W" "$T/wn"
 
-config() { # PRECISION
+config() { # PRECISION [PROBE_EVERY]
   cat <<INI
 [model]
 vocab_size = 520
@@ -49,6 +54,7 @@ ckpt_every = 0
 seed = 5
 threads = 2
 precision = $1
+fp8_probe_every = ${2:-20}
 INI
 }
 config bf16 >"$T/bf16.ini"
@@ -58,6 +64,9 @@ tm train --workdir "$W" --config "$T/bf16.ini" --no-progress
 expect_rc 0 "train bf16"
 tm train --workdir "$T/w8" --config "$T/fp8.ini" --no-progress
 expect_rc 0 "train fp8"
+config bf16 0 >"$T/noprobe.ini"
+tm train --workdir "$T/wn" --config "$T/noprobe.ini" --no-progress
+expect_rc 0 "train bf16 without the probe"
 
 python3 - "$W/train/metrics.jsonl" "$T/w8/train/metrics.jsonl" <<'PY' || fail "fp8 does not track bf16"
 import json, sys
@@ -74,6 +83,22 @@ gap_val = abs(fv[-1] - bv[-1]) / bv[-1]
 print(f"bf16 loss {bl[-1]:.4f} val {bv[-1]:.4f}; fp8 loss {fl[-1]:.4f} val {fv[-1]:.4f}; "
       f"gaps {gap_train:.2%} {gap_val:.2%}", file=sys.stderr)
 assert gap_train < 0.02 and gap_val < 0.02, (gap_train, gap_val)
+PY
+ok
+
+python3 - "$W/train/metrics.jsonl" "$T/w8/train/metrics.jsonl" "$T/wn/train/metrics.jsonl" <<'PY' || fail "fp8 probe"
+import json, sys
+runs = [[json.loads(l) for l in open(p)] for p in sys.argv[1:]]
+for lines in runs[:2]:
+    probed = [d for d in lines if "fp8_rel_err" in d]
+    assert [d["step"] for d in probed] == [1, 21], [d["step"] for d in probed]
+    for d in probed:
+        e = d["fp8_rel_err"]
+        assert all(0.001 < e[k] < 0.2 for k in ("fprop", "dgrad", "wgrad")), e
+    print("fp8 relative error at step 21:", probed[-1]["fp8_rel_err"], file=sys.stderr)
+loss = lambda lines: [d.get("loss") for d in lines] + [d.get("val_loss") for d in lines]
+assert loss(runs[0]) == loss(runs[2]), "the probe changed the bf16 run"
+assert not any("fp8_rel_err" in d for d in runs[2])
 PY
 ok
 
