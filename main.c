@@ -5,6 +5,7 @@
 #include "core/tm_err.h"
 #include "core/tm_opt.h"
 #include "dedup/dedup.h"
+#include "eval/eval.h"
 #include "filter/filter.h"
 #include "ingest/ingest.h"
 #include "tokenize/tokenize.h"
@@ -18,7 +19,7 @@ static const struct tm_command *const commands[] = {
     &ing_ingest_command, &ing_inspect_command,  &flt_filter_command,
     &ddp_dedup_command,  &tok_tokenize_command, &tok_export_megatron_command,
     &tok_encode_command, &tok_decode_command,   &tok_train_vocab_command,
-    &tr_train_command,   &tr_generate_command,
+    &tr_train_command,   &tr_generate_command,  &ev_bpb_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -110,24 +110,9 @@ if [ "$SKIP_MOE" = 0 ]; then
   VOC=${MOE_VOCAB:-4097}                 # ids of the 4096-token vocabulary + <|endoftext|>
   for g in $GAMMAS; do
     M="$OUT/moe/gamma-$g"; rm -rf "$M"; mkdir -p "$M"
-    cat >"$M/cfg.ini" <<EOF
-[model]
-vocab_size = $VOC
-context = 64
-layers = 4
-dense_layers = 1
-d_model = 128
-n_heads = 4
-n_kv_heads = 4
-head_dim = 32
-d_ff = 512
-n_routed_experts = 8
-n_shared_experts = 1
-top_k = 2
-d_expert = 128
-mtp_depth = 1
-bias_gamma = $g
-seed = 1
+    sed -e "s/^vocab_size = .*/vocab_size = $VOC/" -e "s/^bias_gamma = .*/bias_gamma = $g/" \
+      bench/moe_model.ini >"$M/cfg.ini"
+    cat >>"$M/cfg.ini" <<EOF
 [train]
 steps = $MOE_STEPS
 batch = 8

@@ -121,6 +121,6 @@ int tr_ckpt_open(const char *path, struct tr_model *m, uint64_t *tokenizer_hash)
         tr_model_release(m);
         return rc;
     }
-    tm_log_info("generate: %s: %zu parameters", dir, m->n_params);
+    tm_log_info("checkpoint %s: %zu parameters", dir, m->n_params);
     return TM_OK;
 }

@@ -114,3 +114,25 @@ license_workdir() {
   tm tokenize --workdir "$w" --vocab "$w/v.tiktoken" --require none --val-fraction 0.1 --no-progress
   expect_rc 0 "tokenize"
 }
+
+# tiny_moe_model VOCAB_SIZE: the [model] section of the tests' tiny model: context 32, 2 layers
+# (1 dense, 1 MoE with 4 routed experts, top 2, 1 shared), d_model 32, 4 heads, 2 KV heads.
+tiny_moe_model() {
+  cat <<INI
+[model]
+vocab_size = $1
+context = 32
+layers = 2
+dense_layers = 1
+d_model = 32
+n_heads = 4
+n_kv_heads = 2
+head_dim = 8
+d_ff = 64
+n_routed_experts = 4
+n_shared_experts = 1
+top_k = 2
+d_expert = 16
+seed = 7
+INI
+}

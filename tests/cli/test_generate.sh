@@ -9,19 +9,8 @@ tm tokenize train-vocab --workdir "$W" --vocab-size 400 --out "$T/v.tiktoken" --
 expect_rc 0 "train-vocab"
 tm tokenize --workdir "$W" --vocab "$T/v.tiktoken" --require none --val-fraction 0.2 --no-progress
 expect_rc 0 "tokenize"
-cat >"$T/cfg.ini" <<'INI'
-[model]
-vocab_size = 401
-context = 32
-layers = 2
-dense_layers = 1
-d_model = 32
-n_heads = 4
-n_kv_heads = 2
-d_ff = 64
-n_routed_experts = 4
-top_k = 2
-d_expert = 16
+tiny_moe_model 401 >"$T/cfg.ini"
+cat >>"$T/cfg.ini" <<'INI'
 [train]
 steps = 40
 batch = 4

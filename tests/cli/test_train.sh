@@ -19,24 +19,7 @@ license_workdir "$W" 512 GPL-3 Apache-2.0 MPL-2.0 Artistic BSD LGPL-2.1 GPL-2 GF
 cp -r "$W" "$T/w2"
 cp -r "$W" "$T/w3"
 
-cat >"$T/model.ini" <<'INI'
-[model]
-vocab_size = 520
-context = 32
-layers = 2
-dense_layers = 1
-d_model = 32
-n_heads = 4
-n_kv_heads = 2
-head_dim = 8
-d_ff = 64
-n_routed_experts = 4
-n_shared_experts = 1
-top_k = 2
-d_expert = 16
-seed = 7
-init_std = 0.05
-INI
+{ tiny_moe_model 520; echo "init_std = 0.05"; } >"$T/model.ini"
 cp "$T/model.ini" "$T/cfg.ini"
 cat >>"$T/cfg.ini" <<'INI'
 
