@@ -1,5 +1,6 @@
-/* eval: scoring trained checkpoints. Bits per byte per domain on a token corpus (this file's
- * first part); compiler-checked code tasks and reports come with their parts of the eval issue.
+/* eval: scoring trained checkpoints. Bits per byte per domain on a token corpus, and
+ * compiler-checked code tasks run in a sandbox (ev_sandbox.h); reports come with their part of
+ * the eval issue.
  * Every function returns TM_OK or a tm_err and logs the detail; none prints to stdout. */
 #ifndef EVAL_H
 #define EVAL_H
@@ -60,8 +61,78 @@ double ev_loss(const struct ev_bpb_sum *s);
 int ev_bpb_score(struct tr_model *m, const struct tok_corpus *c, const struct tok_tokenizer *tk,
                  const struct ev_bpb_opts *o, struct ev_bpb_result *r);
 
-/* `tokenmill eval bpb` (ev_bpb_cmd.c). */
+/* ---- Code tasks ---------------------------------------------------------------------------
+ *
+ * Problems in HumanEval's convention (JSONL: task_id, prompt, test, optional
+ * canonical_solution, language "c" or "cpp"); a sample is a completion of a task's prompt. The
+ * program prompt + completion + "\n" + test is compiled (gcc or g++, ev_code_opts' flags) and
+ * run, each in the sandbox (ev_sandbox.h); a run that exits 0 passes. */
+
+enum ev_outcome {
+    EV_PASSED = 0,
+    EV_COMPILE_ERROR,     /* the compiler failed (or was stopped by a limit) */
+    EV_RUNTIME_ERROR,     /* the program was killed by a signal (a crash, a resource limit) */
+    EV_WRONG_ANSWER,      /* the program exited non-zero: a test failed */
+    EV_TIMEOUT,           /* the program ran past its wall-clock or CPU limit */
+    EV_SANDBOX_VIOLATION, /* the program made a forbidden system call */
+    EV_N_OUTCOMES
+};
+
+/* "passed", "compile_error", "runtime_error", "wrong_answer", "timeout", "sandbox_violation". */
+extern const char *const ev_outcome_names[];
+
+struct ev_problem {
+    char *task_id, *language, *prompt, *test, *canonical; /* canonical may be NULL */
+};
+
+struct ev_sample {
+    int problem;      /* index into the problem list */
+    char *completion; /* owned */
+    /* the result */
+    int outcome; /* enum ev_outcome */
+    int exit_code, signal;
+    double compile_s, run_s;
+    char *compiler_out; /* compiler's stderr (capped), owned, or NULL */
+    char *program_out;  /* program's stdout then stderr (capped), owned, or NULL */
+    unsigned protect;   /* the sandbox protections of its runs (ev_sandbox.h), ANDed */
+};
+
+struct ev_code_opts {
+    const char *cc, *cxx;          /* compilers: /usr/bin/gcc and /usr/bin/g++ by default */
+    const char *cflags, *cxxflags; /* space-separated; defaults in ev_code.c */
+    double run_timeout;            /* seconds per test run (default 10) */
+    int threads;                   /* samples evaluated at once */
+};
+
+/* Calls fn(ctx, object, line number) for every non-blank line of the JSONL file `path`, in order,
+ * and stops at the first non-zero return, which it returns. A line that is not a JSON object is
+ * TM_ERR_FORMAT, logged with the file and line; TM_ERR_IO when the file cannot be read. */
+struct cJSON;
+int ev_jsonl_read(const char *path, int (*fn)(void *ctx, const struct cJSON *o, long lineno),
+                  void *ctx);
+
+/* Reads a problems file. Each line must hold the string fields task_id, prompt and test
+ * (canonical_solution and language optional; language "c" by default, else "c" or "cpp");
+ * task ids must be unique. *out is an array of *n problems (free with ev_problems_free()).
+ * TM_OK, TM_ERR_IO, TM_ERR_FORMAT (logged with the file and line). */
+int ev_problems_load(const char *path, struct ev_problem **out, size_t *n);
+void ev_problems_free(struct ev_problem *p, size_t n);
+
+/* Evaluates samples s[0..n) of problems p: compiles and runs each in its own temporary
+ * directory (removed afterwards) on o->threads workers, filling each sample's result; the
+ * results do not depend on the number of workers. TM_OK, or TM_ERR_INTERNAL when the sandbox
+ * cannot run at all (logged); a failing sample is an outcome, not an error. */
+int ev_code_run(const struct ev_problem *p, struct ev_sample *s, size_t n,
+                const struct ev_code_opts *o);
+
+/* pass@k of one task with n samples of which c passed: the unbiased estimator of Chen et al.
+ * (2021), 1 - C(n - c, k) / C(n, k), computed as a product (no large binomials); 1 when
+ * n - c < k; 0 when k > n (undefined: the caller does not report it). */
+double ev_pass_at_k(int n, int c, int k);
+
+/* `tokenmill eval bpb` (ev_bpb_cmd.c), `tokenmill eval code` (ev_code_cmd.c). */
 struct tm_command;
 extern const struct tm_command ev_bpb_command;
+extern const struct tm_command ev_code_command;
 
 #endif

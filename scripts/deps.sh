@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git clang-format
   libarchive-dev liblmdb-dev lmdb-utils libxxhash-dev libzstd-dev libcjson-dev libinih-dev
-  libpcre2-dev libcmocka-dev libopenmpi-dev libopenblas-dev
+  libpcre2-dev libcmocka-dev libopenmpi-dev libopenblas-dev libseccomp-dev
   zstd xz-utils bzip2 gzip python3 procps util-linux
 )
 missing=()

@@ -124,3 +124,86 @@ int tr_ckpt_open(const char *path, struct tr_model *m, uint64_t *tokenizer_hash)
     tm_log_info("checkpoint %s: %zu parameters", dir, m->n_params);
     return TM_OK;
 }
+
+/* ---- completion: generate, decode, stop texts ------------------------------------------------ */
+
+struct complete_ctx {
+    struct tok_decoder dec;
+    struct tm_buf *text; /* the continuation goes after text->len at the start (base) */
+    size_t base;
+    const struct tr_complete_opts *o;
+    size_t checked; /* bytes of the continuation already searched for stop texts */
+    int stopped;
+    int err;
+};
+
+static int complete_emit(void *vctx, const unsigned char *bytes, size_t len)
+{
+    struct complete_ctx *g = vctx;
+    return tm_buf_append(g->text, bytes, len);
+}
+
+/* Decodes the token and ends generation when the continuation now contains a stop text: it is
+ * cut where the text starts. */
+static int complete_token(void *vctx, int32_t id)
+{
+    struct complete_ctx *g = vctx;
+    int rc = tok_decoder_push(&g->dec, (uint32_t)id);
+    if (rc) {
+        g->err = rc;
+        return 1;
+    }
+    const char *cont = g->text->data + g->base;
+    size_t len = g->text->len - g->base;
+    for (size_t i = 0; i < g->o->n_stops; i++) {
+        const char *s = g->o->stops[i];
+        size_t sl = strlen(s);
+        if (!sl || len < sl)
+            continue;
+        /* Only where the new bytes can complete it. */
+        size_t from = g->checked >= sl ? g->checked - sl + 1 : 0;
+        const char *hit = memmem(cont + from, len - from, s, sl);
+        if (hit) {
+            g->text->len = g->base + (size_t)(hit - cont);
+            g->stopped = 1;
+            return 1;
+        }
+    }
+    g->checked = len;
+    return 0;
+}
+
+int tr_complete(const struct tr_model *m, struct tok_encoder *enc, uint32_t eot, const char *prompt,
+                const struct tr_complete_opts *o, struct tm_buf *out,
+                struct tr_complete_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    struct tok_ids ids;
+    tok_ids_init(&ids, 0);
+    int rc = tok_encode_ordinary(enc, prompt, strlen(prompt), &ids);
+    if (rc == TM_OK && ids.n == 0) {
+        tm_log_error("complete: the prompt is empty");
+        rc = TM_ERR_USAGE;
+    }
+    struct tr_kv_cache kv;
+    if (rc == TM_OK && (rc = tr_kv_cache_init(&kv, m, m->cfg.context)) == TM_OK) {
+        struct tr_sampler s;
+        tr_sampler_init(&s, o->temperature, o->top_p, o->seed);
+        struct complete_ctx g = {.text = out, .base = out->len, .o = o};
+        tok_decoder_init(&g.dec, enc, complete_emit, &g);
+        rc = tr_generate(m, &kv, (const int32_t *)ids.v, (int)ids.n, o->max_tokens, &s,
+                         (int32_t)eot, complete_token, &g, &res->new_tokens, &res->why);
+        if (rc == TM_ERR_TOOBIG)
+            tm_log_error("complete: the prompt's %zu tokens exceed the model's context of %d",
+                         ids.n, m->cfg.context);
+        if (rc == TM_OK && g.err)
+            rc = g.err;
+        if (rc == TM_OK && !g.stopped)
+            tok_decoder_finish(&g.dec);
+        res->by_stop_text = g.stopped;
+        tr_kv_cache_release(&kv);
+    }
+    res->prompt_tokens = (int)ids.n;
+    tok_ids_release(&ids);
+    return rc;
+}

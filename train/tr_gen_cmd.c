@@ -52,49 +52,6 @@ static const struct tm_opt gen_opts[] = {
     {TM_OPT_END},
 };
 
-struct gen_ctx {
-    struct tok_decoder dec;
-    struct tm_buf text; /* the decoded continuation */
-    const struct gen_options *opt;
-    size_t checked; /* bytes of text already searched for stop sequences */
-    int stopped;
-    int err;
-};
-
-static int gen_emit(void *vctx, const unsigned char *bytes, size_t len)
-{
-    struct gen_ctx *g = vctx;
-    return tm_buf_append(&g->text, bytes, len);
-}
-
-/* Decodes the token and ends generation when the text now contains a stop sequence: the text
- * is cut where it starts. */
-static int on_token(void *vctx, int32_t id)
-{
-    struct gen_ctx *g = vctx;
-    int rc = tok_decoder_push(&g->dec, (uint32_t)id);
-    if (rc) {
-        g->err = rc;
-        return 1;
-    }
-    for (size_t i = 0; i < g->opt->stop.count; i++) {
-        const char *s = g->opt->stop.items[i];
-        size_t sl = strlen(s);
-        if (!sl || g->text.len < sl)
-            continue;
-        /* Only where the new bytes can complete it. */
-        size_t from = g->checked >= sl ? g->checked - sl + 1 : 0;
-        const char *hit = memmem(g->text.data + from, g->text.len - from, s, sl);
-        if (hit) {
-            g->text.len = (size_t)(hit - g->text.data);
-            g->stopped = 1;
-            return 1;
-        }
-    }
-    g->checked = g->text.len;
-    return 0;
-}
-
 static const char *stop_name(enum tr_stop why, int by_sequence)
 {
     if (by_sequence)
@@ -127,14 +84,8 @@ static int generate_cmd(void *vcfg, struct tm_run *run)
     m.gemm.threads = m.threads;
     struct tok_tokenizer tk;
     struct tok_encoder *enc = NULL;
-    struct tr_kv_cache kv;
-    int have_kv = 0;
-    struct tok_ids ids;
-    tok_ids_init(&ids, 0);
-    struct gen_ctx g;
-    memset(&g, 0, sizeof g);
-    g.opt = opt;
-    tm_buf_init(&g.text, 0);
+    struct tm_buf text;
+    tm_buf_init(&text, 0);
     if ((rc = tok_tokenizer_load(opt->vocab, -1, &tk)))
         goto out_tk;
     if (hash && tk.hash != hash) {
@@ -152,52 +103,33 @@ static int generate_cmd(void *vcfg, struct tm_run *run)
     }
     if ((rc = tok_tokenizer_encoder(&tk, &enc)))
         goto out;
-    if ((rc = tok_encode_ordinary(enc, opt->prompt, strlen(opt->prompt), &ids)))
-        goto out;
-    if (ids.n == 0) {
-        tm_log_error("generate: the prompt is empty");
-        rc = TM_ERR_USAGE;
-        goto out;
-    }
-    if ((rc = tr_kv_cache_init(&kv, &m, m.cfg.context)))
-        goto out;
-    have_kv = 1;
-    struct tr_sampler s;
-    tr_sampler_init(&s, (float)opt->temperature, (float)opt->top_p, (uint64_t)opt->seed);
-    tok_decoder_init(&g.dec, enc, gen_emit, &g);
-    int n_new = 0;
-    enum tr_stop why = TR_STOP_MAX_NEW;
+    struct tr_complete_opts co = {.max_tokens = (int)opt->max_tokens,
+                                  .temperature = (float)opt->temperature,
+                                  .top_p = (float)opt->top_p,
+                                  .seed = (uint64_t)opt->seed,
+                                  .stops = (const char *const *)opt->stop.items,
+                                  .n_stops = opt->stop.count};
+    struct tr_complete_result res;
     double t0 = tm_now();
-    rc = tr_generate(&m, &kv, (const int32_t *)ids.v, (int)ids.n, (int)opt->max_tokens, &s,
-                     (int32_t)tk.eot, on_token, &g, &n_new, &why);
+    rc = tr_complete(&m, enc, tk.eot, opt->prompt, &co, &text, &res);
     double secs = tm_now() - t0;
-    if (rc == TM_ERR_TOOBIG)
-        tm_log_error("generate: the prompt's %zu tokens exceed the model's context of %d", ids.n,
-                     m.cfg.context);
-    if (!rc && g.err)
-        rc = g.err;
     if (rc)
         goto out;
-    if (!g.stopped)
-        tok_decoder_finish(&g.dec);
-    if (g.text.len)
-        fwrite(g.text.data, 1, g.text.len, stdout);
+    if (text.len)
+        fwrite(text.data, 1, text.len, stdout);
     fputc('\n', stdout);
-    tm_log_info("generate: %d tokens (%s), %.1f tokens/s", n_new, stop_name(why, g.stopped),
-                secs > 0 ? n_new / secs : 0.0);
+    tm_log_info("generate: %d tokens (%s), %.1f tokens/s", res.new_tokens,
+                stop_name(res.why, res.by_stop_text), secs > 0 ? res.new_tokens / secs : 0.0);
     cJSON *o = tm_stats_obj(run->stats, "generate");
-    tm_stats_set_num(o, "prompt_tokens", (double)ids.n);
-    tm_stats_set_num(o, "tokens", n_new);
-    tm_stats_set_str(o, "stop", stop_name(why, g.stopped));
+    tm_stats_set_num(o, "prompt_tokens", res.prompt_tokens);
+    tm_stats_set_num(o, "tokens", res.new_tokens);
+    tm_stats_set_str(o, "stop", stop_name(res.why, res.by_stop_text));
     tm_stats_set_num(o, "seconds", secs);
 out:
-    if (have_kv)
-        tr_kv_cache_release(&kv);
     tok_encoder_free(enc);
 out_tk:
     tok_tokenizer_release(&tk);
-    tok_ids_release(&ids);
-    tm_buf_release(&g.text);
+    tm_buf_release(&text);
     tr_model_release(&m);
     return rc;
 }
