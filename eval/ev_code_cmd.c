@@ -19,6 +19,7 @@
 #include "tm_progress.h"
 #include "tm_stats.h"
 #include "tm_thread.h"
+#include "tm_utf8.h"
 #include "tr_gen.h"
 #include "tr_infer.h"
 
@@ -162,7 +163,8 @@ static int generate_samples(const struct code_options *opt, const struct ev_prob
                                           .top_p = (float)opt->top_p,
                                           .seed = (uint64_t)opt->seed + (uint64_t)k,
                                           .stops = stops,
-                                          .n_stops = 1};
+                                          .n_stops = 1,
+                                          .id_end = tk.id_end};
             struct tm_buf text;
             tm_buf_init(&text, 0);
             struct tr_complete_result res;
@@ -174,8 +176,15 @@ static int generate_samples(const struct code_options *opt, const struct ev_prob
             if (rc == TM_OK) {
                 if (res.by_stop_text) /* the body's closing brace was the stop text */
                     tm_buf_append(&text, "\n}\n", 3);
-                tm_buf_append(&text, "", 1);
-                push_sample(s, n, &cap, (int)i, tm_xstrdup(text.data));
+                /* A model can emit any bytes: the completion is kept as valid UTF-8 (U+FFFD
+                 * for what is not), as results.jsonl needs and as a compiler would see it
+                 * anyway in a string or comment. */
+                struct tm_buf clean;
+                tm_buf_init(&clean, 0);
+                rc = tm_utf8_repair(text.data, text.len, &clean, NULL);
+                if (rc == TM_OK && (rc = tm_buf_append(&clean, "", 1)) == TM_OK)
+                    push_sample(s, n, &cap, (int)i, tm_xstrdup(clean.data));
+                tm_buf_release(&clean);
             }
             tm_buf_release(&text);
             tm_progress_add(&prog, 1, 0);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../core/tm_err.h"
+#include "../core/tm_utf8.h"
 #include "ing_internal.h"
 
 #define ONES  0x0101010101010101ull
@@ -38,57 +39,6 @@ static inline size_t first_special(uint64_t mask)
 
 /* The UTF-8 replacement character U+FFFD. */
 static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
-
-/* Allowed range of the second byte after each lead byte (Table 3-7); the third and fourth bytes
- * are always 80..BF. len 0 marks a byte that can never start a sequence. */
-struct lead {
-    unsigned char len, lo, hi;
-};
-
-static struct lead lead_of(unsigned char c)
-{
-    if (c < 0xc2)
-        return (struct lead){0, 0, 0}; /* continuation bytes and overlong C0/C1 */
-    if (c < 0xe0)
-        return (struct lead){2, 0x80, 0xbf};
-    if (c == 0xe0)
-        return (struct lead){3, 0xa0, 0xbf}; /* excludes overlong 3-byte forms */
-    if (c == 0xed)
-        return (struct lead){3, 0x80, 0x9f}; /* excludes surrogates D800..DFFF */
-    if (c < 0xf0)
-        return (struct lead){3, 0x80, 0xbf};
-    if (c == 0xf0)
-        return (struct lead){4, 0x90, 0xbf}; /* excludes overlong 4-byte forms */
-    if (c < 0xf4)
-        return (struct lead){4, 0x80, 0xbf};
-    if (c == 0xf4)
-        return (struct lead){4, 0x80, 0x8f}; /* excludes > U+10FFFF */
-    return (struct lead){0, 0, 0};           /* F5..FF never appear */
-}
-
-/* Looks at the non-ASCII sequence starting at p[0] (p[0] >= 0x80), with `n` bytes available.
- * Returns its length when it is well formed; otherwise returns 0 and sets *bad to the length of
- * its maximal ill-formed subpart (at least 1): the longest prefix that could still start a
- * well-formed sequence, which becomes one U+FFFD. */
-static size_t utf8_seq(const unsigned char *p, size_t n, size_t *bad)
-{
-    struct lead l = lead_of(p[0]);
-    if (l.len == 0) {
-        *bad = 1;
-        return 0;
-    }
-    if (n < 2 || p[1] < l.lo || p[1] > l.hi) {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t i = 2; i < l.len; i++) {
-        if (i >= n || (p[i] & 0xc0) != 0x80) {
-            *bad = i;
-            return 0;
-        }
-    }
-    return l.len;
-}
 
 static size_t buf_limit(const struct tm_buf *b)
 {
@@ -181,7 +131,7 @@ int ing_normalize(const char *in, size_t n, struct tm_buf *out, struct ing_norm_
             continue;
         }
         size_t bad = 0;
-        size_t len = utf8_seq(p, (size_t)(end - p), &bad);
+        size_t len = tm_utf8_seq(p, (size_t)(end - p), &bad);
         const char *src = len ? (const char *)p : repl;
         size_t wlen = len ? len : sizeof repl;
         if ((size_t)(lim - w) < wlen && (rc = grow(out, &w, &lim, wlen, (size_t)(end - p))))
@@ -224,7 +174,7 @@ int ing_is_clean(const char *in, size_t n)
             continue;
         }
         size_t bad;
-        size_t len = utf8_seq(p, (size_t)(end - p), &bad);
+        size_t len = tm_utf8_seq(p, (size_t)(end - p), &bad);
         if (!len)
             return 0;
         p += len;

@@ -189,6 +189,7 @@ int tr_complete(const struct tr_model *m, struct tok_encoder *enc, uint32_t eot,
     if (rc == TM_OK && (rc = tr_kv_cache_init(&kv, m, m->cfg.context)) == TM_OK) {
         struct tr_sampler s;
         tr_sampler_init(&s, o->temperature, o->top_p, o->seed);
+        s.n_valid = (int)o->id_end;
         struct complete_ctx g = {.text = out, .base = out->len, .o = o};
         tok_decoder_init(&g.dec, enc, complete_emit, &g);
         rc = tr_generate(m, &kv, (const int32_t *)ids.v, (int)ids.n, o->max_tokens, &s,

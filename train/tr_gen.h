@@ -27,6 +27,7 @@ struct tr_complete_opts {
     uint64_t seed;
     const char *const *stops; /* stop texts: generation ends when the text contains one */
     size_t n_stops;
+    uint32_t id_end; /* ids at or past this are never generated (the tokenizer's id_end); 0: all */
 };
 
 /* What tr_complete() did. */

@@ -108,7 +108,8 @@ static int generate_cmd(void *vcfg, struct tm_run *run)
                                   .top_p = (float)opt->top_p,
                                   .seed = (uint64_t)opt->seed,
                                   .stops = (const char *const *)opt->stop.items,
-                                  .n_stops = opt->stop.count};
+                                  .n_stops = opt->stop.count,
+                                  .id_end = tk.id_end};
     struct tr_complete_result res;
     double t0 = tm_now();
     rc = tr_complete(&m, enc, tk.eot, opt->prompt, &co, &text, &res);

@@ -371,7 +371,8 @@ int tr_generate(const struct tr_model *m, struct tr_kv_cache *kv, const int32_t 
         goto out;
     while (done < max_new) {
         int32_t id;
-        if ((rc = tr_sample(&smp, logits, V, &id)) != TM_OK)
+        int nv = smp.n_valid > 0 && smp.n_valid < V ? smp.n_valid : V;
+        if ((rc = tr_sample(&smp, logits, nv, &id)) != TM_OK)
             goto out;
         if (id == eot_id) {
             stop = TR_STOP_EOT;

@@ -100,9 +100,12 @@ struct tr_sampler {
     float temperature; /* >= 0, finite */
     float top_p;       /* (0, 1] */
     uint64_t state;    /* the seed before the first draw; advanced by each sampled draw */
+    int n_valid;       /* tr_generate() chooses only ids below this (a model's vocabulary may
+                          be larger than its tokenizer's ids); 0: all */
 };
 
-/* Fills s: temperature, top_p and the seed as given (not validated here; tr_sample checks). */
+/* Fills s: temperature, top_p and the seed as given (not validated here; tr_sample checks);
+ * n_valid 0. */
 void tr_sampler_init(struct tr_sampler *s, float temperature, float top_p, uint64_t seed);
 
 /* Chooses a token from logits [V] (borrowed) as s says, into *out (in [0, V)). Greedy choice

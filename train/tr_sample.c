@@ -15,6 +15,7 @@ void tr_sampler_init(struct tr_sampler *s, float temperature, float top_p, uint6
     s->temperature = temperature;
     s->top_p = top_p;
     s->state = seed;
+    s->n_valid = 0;
 }
 
 /* A uniform double in [0, 1): the top 53 bits of one draw. */

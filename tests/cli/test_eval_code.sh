@@ -8,6 +8,9 @@
 #   samples, the compiler's and the program's output (capped);
 # - pass@k: 1 correct of 6 samples gives pass@1 = 1/6, pass@2 = 1/3, pass@6 = 1 (Chen et al.);
 # - the results do not depend on the number of workers (-j 1 and -j 3 give the same outcomes);
+# - completions generated with a checkpoint (a tiny model trained two steps on license texts,
+#   context 512): n = 2 per task, non-empty, the same for the same seed, pass@1 and pass@2
+#   reported;
 # - a sample naming an unknown task, and a problems line without a test, are refused with the
 #   file and line.
 source "$(dirname "$0")/lib.sh"
@@ -76,6 +79,37 @@ for d in sys.argv[1:]:
     assert set(s["outcomes"].values()) == {1}, s["outcomes"]
     runs.append([(r["outcome"], r.get("exit_code"), r.get("signal")) for r in rows])
 assert runs[0] == runs[1], "the worker count changed the results"
+PY
+ok
+
+# Completions from a checkpoint.
+W="$T/w"
+license_workdir "$W" 512 GPL-3 Apache-2.0 MPL-2.0
+{ tiny_moe_model 520 | sed 's/^context = 32$/context = 512/'; cat <<'INI'; } >"$T/cfg.ini"
+[train]
+steps = 2
+batch = 2
+seq = 64
+warmup = 0
+eval_every = 0
+eval_batches = 1
+INI
+tm train --workdir "$W" --config "$T/cfg.ini" --no-progress
+expect_rc 0 "train a tiny model"
+head -n 3 "$P/tokenmill_c.jsonl" >"$T/p3.jsonl"
+for r in 1 2; do
+  tm eval code --problems "$T/p3.jsonl" --ckpt "$W" --vocab "$W/v.tiktoken" -n 2 --max-tokens 16 \
+    --temperature 1 --seed 9 --out "$T/gen$r" --no-progress
+  expect_rc 0 "eval code --ckpt, run $r"
+done
+python3 - "$T/gen1" "$T/gen2" <<'PY' || fail "generated completions"
+import json, sys
+rows = [[json.loads(l) for l in open(f"{d}/results.jsonl")] for d in sys.argv[1:]]
+assert len(rows[0]) == 6 and [r["sample"] for r in rows[0]] == [0, 1] * 3
+assert all(r["completion"] for r in rows[0]), "an empty completion"
+assert [r["completion"] for r in rows[0]] == [r["completion"] for r in rows[1]], "seed"
+s = json.load(open(f"{sys.argv[1]}/summary.json"))
+assert set(s["pass_at_k"]) == {"1", "2"} and s["samples"] == 6, s
 PY
 ok
 
