@@ -59,39 +59,58 @@ EMULATOR = {"weights": 4, "gradients": 4, "optimizer": 8,
                     "held in floats), so its memory does not show the savings"}
 
 
-def svg(runs, path):
-    w, h, pad = 720, 420, 60
-    all_steps = [s for r in runs.values() for s in r["steps"]]
-    all_loss = [v for r in runs.values() for v in r["val_loss"] + smooth(r["loss"])]
-    x0, x1 = 0, max(all_steps)
-    y0, y1 = min(all_loss), max(all_loss)
-    y1 = min(y1, y0 + 3.0)
-    sx = lambda s: pad + (w - 2 * pad) * (s - x0) / (x1 - x0)
-    sy = lambda v: h - pad - (h - 2 * pad) * (min(v, y1) - y0) / (y1 - y0)
-    colors = {"bf16": "#1f77b4", "fp8": "#d62728", "fp32": "#2ca02c"}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">Training loss (mean of 50 '
-           f'steps) and validation loss, bf16 vs fp8</text>']
+def panel(out, top, h, w, pad, series, title, fmt, xmax, ylo=None, yhi=None):
+    """One line chart at vertical offset `top`: series = [(name, color, xs, ys, dashed)]."""
+    ys_all = [v for _, _, _, ys, _ in series for v in ys]
+    y0 = min(ys_all) if ylo is None else ylo
+    y1 = max(ys_all) if yhi is None else yhi
+    if y1 <= y0:
+        y1 = y0 + 1
+    sx = lambda s: pad + (w - 2 * pad) * s / xmax
+    sy = lambda v: top + h - pad - (h - 2 * pad) * (min(max(v, y0), y1) - y0) / (y1 - y0)
+    out.append(f'<text x="{w/2}" y="{top + 20}" text-anchor="middle" font-size="14">{title}</text>')
     for i in range(6):
         v = y0 + (y1 - y0) * i / 5
         out.append(f'<line x1="{pad}" x2="{w-pad}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{pad-6}" y="{sy(v)+4:.1f}" text-anchor="end">{v:.2f}</text>')
+        out.append(f'<text x="{pad-6}" y="{sy(v)+4:.1f}" text-anchor="end">{fmt(v)}</text>')
     for i in range(6):
-        s = x0 + (x1 - x0) * i / 5
-        out.append(f'<text x="{sx(s):.1f}" y="{h-pad+16}" text-anchor="middle">{int(s)}</text>')
-    out.append(f'<text x="{w/2}" y="{h-15}" text-anchor="middle">step</text>')
-    for k, (name, r) in enumerate(runs.items()):
+        x = xmax * i / 5
+        out.append(f'<text x="{sx(x):.1f}" y="{top+h-pad+16}" text-anchor="middle">{int(x)}</text>')
+    out.append(f'<text x="{w/2}" y="{top+h-15}" text-anchor="middle">step</text>')
+    for k, (name, color, xs, ys, dashed) in enumerate(series):
+        pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
+        dash = ' stroke-dasharray="5,3"' if dashed else ""
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5"{dash} points="{pts}"/>')
+        out.append(f'<text x="{w-pad-230}" y="{top+45+16*k}" fill="{color}">{name}</text>')
+
+
+def svg(runs, path):
+    w, h, pad = 760, 420, 60
+    colors = {"bf16": "#1f77b4", "fp8": "#d62728", "fp32": "#2ca02c"}
+    xmax = max(s for r in runs.values() for s in r["steps"])
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{2*h}" '
+           f'font-family="sans-serif" font-size="12">', f'<rect width="{w}" height="{2*h}" fill="white"/>']
+    series = []
+    for name, r in runs.items():
         c = colors.get(name, "#555")
-        sm = smooth(r["loss"])
-        pts = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in zip(r["steps"], sm))
-        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{pts}"/>')
-        pts = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in zip(r["val_steps"], r["val_loss"]))
-        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" stroke-dasharray="5,3" '
-                   f'points="{pts}"/>')
-        out.append(f'<text x="{w-pad-150}" y="{50+18*k}" fill="{c}">{name}: train (solid), val '
-                   f'(dashed)</text>')
+        series.append((f"{name} train (mean of 50 steps)", c, r["steps"], smooth(r["loss"]), False))
+        series.append((f"{name} validation", c, r["val_steps"], r["val_loss"], True))
+    lo = min(min(r["val_loss"] + smooth(r["loss"])) for r in runs.values())
+    panel(out, 0, h, w, pad, series, "Training and validation loss, " + ", ".join(runs),
+          lambda v: f"{v:.2f}", xmax, lo, lo + 2.0)
+    if "bf16" in runs and "fp8" in runs:
+        b, f = runs["bf16"], runs["fp8"]
+        sb, sf = smooth(b["loss"], 100), smooth(f["loss"], 100)
+        gap_t = [100 * (y - x) / x for x, y in zip(sb, sf)]
+        gap_v = [100 * (y - x) / x for x, y in zip(b["val_loss"], f["val_loss"])]
+        bound = [(0.25, "#999")]
+        gs = [("fp8 vs bf16, train (mean of 100 steps)", "#d62728", b["steps"], gap_t, False),
+              ("fp8 vs bf16, validation", "#9467bd", b["val_steps"], gap_v, True),
+              ("+0.25% (the seed's bound)", "#999", [0, xmax], [0.25, 0.25], True),
+              ("-0.25%", "#999", [0, xmax], [-0.25, -0.25], True)]
+        del bound
+        panel(out, h, h, w, pad, gs, "Relative loss gap, fp8 against bf16 (%)",
+              lambda v: f"{v:+.2f}", xmax, -1.0, 1.0)
     out.append("</svg>")
     open(path, "w").write("\n".join(out) + "\n")
 
