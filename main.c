@@ -20,7 +20,7 @@ static const struct tm_command *const commands[] = {
     &ddp_dedup_command,  &tok_tokenize_command, &tok_export_megatron_command,
     &tok_encode_command, &tok_decode_command,   &tok_train_vocab_command,
     &tr_train_command,   &tr_generate_command,  &ev_bpb_command,
-    &ev_code_command,
+    &ev_code_command,    &ev_report_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

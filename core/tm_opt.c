@@ -8,9 +8,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include "tm_err.h"
+#include "tm_fs.h"
 #include "tm_log.h"
 #include "tm_mem.h"
 #include "tm_progress.h"
@@ -513,6 +515,31 @@ static int parse_args(struct parse_state *ps, int argc, char **argv)
     return TM_OK;
 }
 
+/* A command with a --workdir that succeeded (or partly) keeps its statistics as the workdir's
+ * record of its last run: WORKDIR/stats/<command>.json ("eval bpb" as eval-bpb.json), written
+ * atomically; `tokenmill report` reads them. A failure to write is logged, not fatal. */
+static void keep_stats(const struct tm_command *cmd, const void *cfg, const cJSON *stats, int rc)
+{
+    if (rc != TM_OK && rc != TM_ERR_PARTIAL)
+        return;
+    const char *workdir = NULL;
+    for (const struct tm_opt *o = cmd->opts; o && o->type != TM_OPT_END; o++)
+        if (o->type == TM_OPT_STR && strcmp(o->name, "workdir") == 0)
+            workdir = *(char *const *)((const char *)cfg + o->offset);
+    struct stat st;
+    if (!workdir || stat(workdir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return;
+    char name[64], dir[4096], path[4200];
+    snprintf(name, sizeof(name), "%s", cmd->name);
+    for (char *c = name; *c; c++)
+        if (*c == ' ')
+            *c = '-';
+    snprintf(dir, sizeof(dir), "%s/stats", workdir);
+    snprintf(path, sizeof(path), "%s/%s.json", dir, name);
+    if (tm_mkdirs(dir) != TM_OK || tm_stats_write(stats, path) != TM_OK)
+        tm_log_warn("%s: the run's statistics were not kept in %s", cmd->name, path);
+}
+
 int tm_command_main(const struct tm_command *cmd, const char *prog, int argc, char **argv)
 {
     struct tm_run run = {0};
@@ -565,6 +592,7 @@ int tm_command_main(const struct tm_command *cmd, const char *prog, int argc, ch
         if (wrc && rc == TM_OK)
             rc = TM_ERR_IO;
     }
+    keep_stats(cmd, ps.cfg, run.stats, rc);
 
 out:
     tm_log_set_level(saved_level);

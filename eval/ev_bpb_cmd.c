@@ -43,7 +43,8 @@ static const struct tm_opt bpb_opts[] = {
     {TM_OPT_STR, "vocab", 0, OPT(vocab), "FILE",
      "the .tiktoken file the corpus and the model were made with (required)"},
     {TM_OPT_STR, "out", 'o', OPT(out), "FILE",
-     "also write the result as JSON to FILE (atomically)"},
+     "write the result as JSON to FILE (atomically; default WORKDIR/eval/bpb.json, which "
+     "`tokenmill report` reads)"},
     {TM_OPT_ENUM, "split", 0, OPT(split), "SPLIT", "the split to score", "val", 0, 0,
      split_choices},
     {TM_OPT_INT, "window", 0, OPT(window), "N", "tokens per window (0: the model's context)", "0",
@@ -140,11 +141,18 @@ static int bpb_cmd(void *vcfg, struct tm_run *run)
             cJSON_AddItemToObject(doms, tm_domain_name(d), sum_json(&r.domain[d]));
     cJSON_AddItemToObject(res, "overall", sum_json(&r.all));
     cJSON_AddNumberToObject(res, "seconds", secs);
-    if (opt->out) {
+    char def_out[4096];
+    if (!opt->out) {
+        snprintf(def_out, sizeof(def_out), "%s/eval", opt->workdir);
+        if ((rc = tm_mkdirs(def_out)))
+            goto out;
+        snprintf(def_out, sizeof(def_out), "%s/eval/bpb.json", opt->workdir);
+    }
+    {
         char *text = cJSON_Print(res);
         size_t len = strlen(text);
         text[len] = '\n'; /* the NUL becomes the final newline; the length grows by one */
-        rc = tm_write_atomic(opt->out, text, len + 1);
+        rc = tm_write_atomic(opt->out ? opt->out : def_out, text, len + 1);
         cJSON_free(text);
         if (rc)
             goto out;

@@ -24,6 +24,7 @@
 #include "tr_infer.h"
 
 struct code_options {
+    char *workdir;
     char *problems;
     char *samples;
     int canonical;
@@ -43,6 +44,8 @@ struct code_options {
 #define OPT(field) offsetof(struct code_options, field)
 
 static const struct tm_opt code_opts[] = {
+    {TM_OPT_STR, "workdir", 'w', OPT(workdir), "DIR",
+     "keep the results in DIR/eval/code (unless --out says otherwise), for `tokenmill report`"},
     {TM_OPT_STR, "problems", 'p', OPT(problems), "FILE",
      "problems, JSONL: task_id, prompt, test, [canonical_solution], [language c|cpp] (required)"},
     {TM_OPT_STR, "samples", 0, OPT(samples), "FILE",
@@ -237,7 +240,7 @@ static int write_results(const char *dir, const struct ev_problem *p, const stru
         cJSON_Delete(o);
     }
     free(seen);
-    char path[4096];
+    char path[4200];
     snprintf(path, sizeof(path), "%s/results.jsonl", dir);
     rc = tm_write_atomic(path, b.data, b.len);
     tm_buf_release(&b);
@@ -349,7 +352,13 @@ static int code_cmd(void *vcfg, struct tm_run *run)
     cJSON_AddNumberToObject(summary, "workers", o.threads);
     free(per);
     free(ok);
-    if (opt->out && (rc = write_results(opt->out, p, s, n, summary)))
+    char def_out[4000];
+    const char *out_dir = opt->out;
+    if (!out_dir && opt->workdir) {
+        snprintf(def_out, sizeof(def_out), "%s/eval/code", opt->workdir);
+        out_dir = def_out;
+    }
+    if (out_dir && (rc = write_results(out_dir, p, s, n, summary)))
         goto out;
     cJSON *st = tm_stats_obj(run->stats, "eval_code");
     tm_stats_set_num(st, "samples", (double)n);

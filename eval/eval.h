@@ -134,5 +134,7 @@ double ev_pass_at_k(int n, int c, int k);
 struct tm_command;
 extern const struct tm_command ev_bpb_command;
 extern const struct tm_command ev_code_command;
+/* `tokenmill report` (ev_report.c). */
+extern const struct tm_command ev_report_command;
 
 #endif
