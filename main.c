@@ -8,6 +8,7 @@
 #include "eval/eval.h"
 #include "filter/filter.h"
 #include "ingest/ingest.h"
+#include "pipelines/pipeline.h"
 #include "tokenize/tokenize.h"
 #include "train/train.h"
 
@@ -20,7 +21,7 @@ static const struct tm_command *const commands[] = {
     &ddp_dedup_command,  &tok_tokenize_command, &tok_export_megatron_command,
     &tok_encode_command, &tok_decode_command,   &tok_train_vocab_command,
     &tr_train_command,   &tr_generate_command,  &ev_bpb_command,
-    &ev_code_command,    &ev_report_command,
+    &ev_code_command,    &ev_report_command,    &pl_run_command,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

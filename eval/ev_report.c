@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -97,6 +98,8 @@ static void esc(struct tm_buf *b, const char *s)
 
 static cJSON *read_json(const char *path)
 {
+    if (access(path, F_OK) != 0) /* a source that is not there is reported, not logged */
+        return NULL;
     char *data = NULL;
     size_t len = 0;
     if (tm_read_file(path, (size_t)256 << 20, &data, &len) != TM_OK)

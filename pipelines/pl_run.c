@@ -1,0 +1,487 @@
+/* pl_run: `tokenmill run PIPELINE.ini` (see pipeline.h). */
+#include "pipeline.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dedup.h"
+#include "eval.h"
+#include "filter.h"
+#include "ingest.h"
+#include "tm_err.h"
+#include "tm_fs.h"
+#include "tm_ini.h"
+#include "tm_log.h"
+#include "tm_mem.h"
+#include "tm_opt.h"
+#include "tm_progress.h"
+#include "tm_stats.h"
+#include "tokenize.h"
+#include "train.h"
+
+enum stage {
+    ST_INGEST,
+    ST_FILTER,
+    ST_DEDUP,
+    ST_TRAIN_VOCAB,
+    ST_TOKENIZE,
+    ST_TRAIN,
+    ST_EVAL_BPB,
+    ST_EVAL_CODE,
+    ST_REPORT,
+    N_STAGES
+};
+
+struct stage_def {
+    const char *name;
+    const struct tm_command *cmd;
+};
+
+static const struct stage_def stage_defs[N_STAGES] = {
+    {"ingest", &ing_ingest_command},     {"filter", &flt_filter_command},
+    {"dedup", &ddp_dedup_command},       {"train-vocab", &tok_train_vocab_command},
+    {"tokenize", &tok_tokenize_command}, {"train", &tr_train_command},
+    {"eval-bpb", &ev_bpb_command},       {"eval-code", &ev_code_command},
+    {"report", &ev_report_command},
+};
+
+#define MAX_KV   256
+#define MAX_VARS 64
+
+struct kv {
+    char *key, *value;
+};
+
+struct stage_cfg {
+    int present;
+    struct kv kv[MAX_KV];
+    int n;
+    void *check; /* the command's config, filled as keys arrive: validates them */
+};
+
+struct pipeline {
+    const char *path;
+    char dir[4096]; /* the file's directory: ${pipeline_dir} */
+    char *workdir, *vocab, *stages;
+    struct kv vars[MAX_VARS];
+    int nvars;
+    struct stage_cfg st[N_STAGES];
+};
+
+static int stage_of(const char *name)
+{
+    for (int i = 0; i < N_STAGES; i++)
+        if (strcmp(stage_defs[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* value with every ${name} replaced by the variable's value (a [pipeline] key set earlier), or
+ * NULL with err set for an unknown or unterminated one. */
+static char *interpolate(const struct pipeline *p, const char *value, char *err, size_t errlen)
+{
+    size_t cap = strlen(value) + 1, n = 0;
+    char *out = tm_xmalloc(cap);
+    for (const char *s = value; *s;) {
+        if (s[0] == '$' && s[1] == '{') {
+            const char *end = strchr(s + 2, '}');
+            if (!end) {
+                snprintf(err, errlen, "unterminated ${ in '%s'", value);
+                free(out);
+                return NULL;
+            }
+            size_t nl = (size_t)(end - s - 2);
+            const char *v = NULL;
+            for (int i = 0; i < p->nvars && !v; i++)
+                if (strlen(p->vars[i].key) == nl && strncmp(p->vars[i].key, s + 2, nl) == 0)
+                    v = p->vars[i].value;
+            if (!v && nl == 7 && strncmp(s + 2, "workdir", 7) == 0)
+                v = p->workdir;
+            if (!v && nl == 12 && strncmp(s + 2, "pipeline_dir", 12) == 0)
+                v = p->dir;
+            if (!v) {
+                snprintf(err, errlen, "unknown variable ${%.*s} (set it in [pipeline] first)",
+                         (int)nl, s + 2);
+                free(out);
+                return NULL;
+            }
+            size_t vl = strlen(v);
+            cap += vl;
+            out = tm_xreallocarray(out, cap, 1);
+            memcpy(out + n, v, vl);
+            n += vl;
+            s = end + 1;
+        } else {
+            out[n++] = *s++;
+        }
+    }
+    out[n] = 0;
+    return out;
+}
+
+static int pl_set(void *ctx, const char *section, const char *key, const char *raw, char *err,
+                  size_t errlen)
+{
+    struct pipeline *p = ctx;
+    char *value = interpolate(p, raw, err, errlen);
+    if (!value)
+        return TM_ERR_USAGE;
+    int rc = TM_OK;
+    if (strcmp(section, "pipeline") == 0) {
+        char **slot = strcmp(key, "workdir") == 0  ? &p->workdir
+                      : strcmp(key, "vocab") == 0  ? &p->vocab
+                      : strcmp(key, "stages") == 0 ? &p->stages
+                                                   : NULL;
+        if (slot) {
+            free(*slot);
+            *slot = value;
+            return TM_OK;
+        }
+        if (p->nvars == MAX_VARS) {
+            snprintf(err, errlen, "more than %d variables", MAX_VARS);
+            free(value);
+            return TM_ERR_USAGE;
+        }
+        p->vars[p->nvars++] = (struct kv){tm_xstrdup(key), value};
+        return TM_OK;
+    }
+    int s = stage_of(section);
+    if (s < 0) {
+        snprintf(err, errlen,
+                 "unknown section [%s] (want [pipeline] or a stage: ingest, filter, dedup, "
+                 "train-vocab, tokenize, train, eval-bpb, eval-code, report)",
+                 section);
+        rc = TM_ERR_USAGE;
+    } else if (strcmp(key, "workdir") == 0) {
+        snprintf(err, errlen, "workdir belongs in [pipeline], for every stage at once");
+        rc = TM_ERR_USAGE;
+    } else {
+        struct stage_cfg *c = &p->st[s];
+        const struct tm_command *cmd = stage_defs[s].cmd;
+        if (!c->check) {
+            c->check = tm_xcalloc(1, cmd->cfg_size ? cmd->cfg_size : 1);
+            tm_opt_defaults(cmd->opts, c->check);
+        }
+        /* `inputs` (ingest's positional arguments) is the one key that is not an option. */
+        if (!(s == ST_INGEST && strcmp(key, "inputs") == 0))
+            rc = tm_opt_set(cmd->opts, c->check, key, value[0] ? value : NULL, err, errlen);
+        if (rc == TM_OK && c->n == MAX_KV) {
+            snprintf(err, errlen, "more than %d keys in [%s]", MAX_KV, section);
+            rc = TM_ERR_USAGE;
+        }
+        if (rc == TM_OK) {
+            c->present = 1;
+            c->kv[c->n++] = (struct kv){tm_xstrdup(key), value};
+            return TM_OK;
+        }
+    }
+    free(value);
+    return rc;
+}
+
+static void pipeline_free(struct pipeline *p)
+{
+    free(p->workdir);
+    free(p->vocab);
+    free(p->stages);
+    for (int i = 0; i < p->nvars; i++) {
+        free(p->vars[i].key);
+        free(p->vars[i].value);
+    }
+    for (int s = 0; s < N_STAGES; s++) {
+        for (int i = 0; i < p->st[s].n; i++) {
+            free(p->st[s].kv[i].key);
+            free(p->st[s].kv[i].value);
+        }
+        if (p->st[s].check) {
+            tm_opt_free(stage_defs[s].cmd->opts, p->st[s].check);
+            free(p->st[s].check);
+        }
+    }
+}
+
+/* ---- one stage's command line --------------------------------------------------------------- */
+
+struct argv_buf {
+    char **v;
+    int n, cap;
+};
+
+static void push(struct argv_buf *a, char *s)
+{
+    if (a->n + 2 > a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 16;
+        a->v = tm_xreallocarray(a->v, (size_t)a->cap, sizeof(char *));
+    }
+    a->v[a->n++] = s;
+    a->v[a->n] = NULL;
+}
+
+static char *opt_arg(const char *key, const char *value)
+{
+    size_t n = strlen(key) + strlen(value) + 4;
+    char *s = tm_xmalloc(n);
+    snprintf(s, n, "--%s=%s", key, value);
+    return s;
+}
+
+static int has_opt(const struct tm_command *cmd, const char *name)
+{
+    for (const struct tm_opt *o = cmd->opts; o && o->type != TM_OPT_END; o++)
+        if (strcmp(o->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+static int has_key(const struct stage_cfg *c, const char *key)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->kv[i].key, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* argv for stage s: the command's name, --workdir, the pipeline's vocabulary where the stage
+ * takes one and its section does not set it, the section's keys, then (ingest) the inputs. */
+static void build_argv(const struct pipeline *p, int s, const struct tm_run *run,
+                       struct argv_buf *a)
+{
+    const struct tm_command *cmd = stage_defs[s].cmd;
+    const struct stage_cfg *c = &p->st[s];
+    push(a, tm_xstrdup(cmd->name));
+    if (has_opt(cmd, "workdir"))
+        push(a, opt_arg("workdir", p->workdir));
+    if (s == ST_TRAIN_VOCAB && !has_key(c, "out"))
+        push(a, opt_arg("out", p->vocab));
+    if ((s == ST_TOKENIZE || s == ST_EVAL_BPB) && !has_key(c, "vocab"))
+        push(a, opt_arg("vocab", p->vocab));
+    if (run->common.no_progress && has_opt(cmd, "no-progress"))
+        push(a, tm_xstrdup("--no-progress"));
+    if (run->common.quiet)
+        push(a, tm_xstrdup("--quiet"));
+    for (int i = 0; i < c->n; i++)
+        if (!(s == ST_INGEST && strcmp(c->kv[i].key, "inputs") == 0))
+            push(a, opt_arg(c->kv[i].key, c->kv[i].value));
+    if (s == ST_INGEST) {
+        for (int i = 0; i < c->n; i++) {
+            if (strcmp(c->kv[i].key, "inputs") != 0)
+                continue;
+            char *copy = tm_xstrdup(c->kv[i].value), *save = NULL;
+            for (char *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
+                push(a, tm_xstrdup(t));
+            free(copy);
+        }
+    }
+}
+
+static void free_argv(struct argv_buf *a)
+{
+    for (int i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    memset(a, 0, sizeof(*a));
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+struct run_options {
+    struct tm_strlist set;
+    char *from;
+    char *only;
+    int dry_run;
+};
+
+#define OPT(field) offsetof(struct run_options, field)
+
+static const struct tm_opt run_opts[] = {
+    {TM_OPT_LIST, "set", 0, OPT(set), "SECTION.KEY=VALUE",
+     "override a key of the file (repeatable; after the file, in order)"},
+    {TM_OPT_STR, "from", 0, OPT(from), "STAGE",
+     "start at this stage (the earlier ones are skipped)"},
+    {TM_OPT_STR, "only", 0, OPT(only), "STAGE", "run this stage alone"},
+    {TM_OPT_FLAG, "dry-run", 'n', OPT(dry_run), NULL,
+     "print the plan (each stage's command line, or why it is skipped) and change nothing"},
+    {TM_OPT_END},
+};
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A stage section without keys ([filter] alone) still asks for its stage: the key callback never
+ * sees it, so the section headers are read here (the file has parsed already). */
+static void mark_sections(struct pipeline *p)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (tm_read_file(p->path, (size_t)1 << 20, &data, &len) != TM_OK)
+        return;
+    char *save = NULL;
+    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        line += strspn(line, " \t");
+        if (*line != '[')
+            continue;
+        size_t n = strcspn(line + 1, "]");
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)(n < 63 ? n : 63), line + 1);
+        int st = stage_of(name);
+        if (st >= 0)
+            p->st[st].present = 1;
+    }
+    free(data);
+}
+
+static int run_cmd(void *vcfg, struct tm_run *run)
+{
+    struct run_options *opt = vcfg;
+    const char *path = run->args[0];
+    struct pipeline p;
+    memset(&p, 0, sizeof(p));
+    p.path = path;
+    snprintf(p.dir, sizeof(p.dir), "%s", path);
+    char *slash = strrchr(p.dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(p.dir, sizeof(p.dir), ".");
+    int rc = tm_ini_load(path, pl_set, &p);
+    if (rc == TM_OK)
+        mark_sections(&p);
+    if (rc == TM_OK)
+        rc = tm_ini_apply_sets(&opt->set, "--set", pl_set, &p);
+    if (rc == TM_OK && !p.workdir) {
+        tm_log_error("%s: [pipeline] has no workdir", path);
+        rc = TM_ERR_USAGE;
+    }
+    int from = 0, only = -1;
+    if (rc == TM_OK && opt->from && (from = stage_of(opt->from)) < 0) {
+        tm_log_error("run: --from %s: not a stage", opt->from);
+        rc = TM_ERR_USAGE;
+    }
+    if (rc == TM_OK && opt->only && (only = stage_of(opt->only)) < 0) {
+        tm_log_error("run: --only %s: not a stage", opt->only);
+        rc = TM_ERR_USAGE;
+    }
+    /* Which stages: [pipeline] stages, else every stage with a section. */
+    int want[N_STAGES] = {0};
+    if (rc == TM_OK && p.stages) {
+        char *copy = tm_xstrdup(p.stages), *save = NULL;
+        for (char *t = strtok_r(copy, " \t,", &save); t && rc == TM_OK;
+             t = strtok_r(NULL, " \t,", &save)) {
+            int s = stage_of(t);
+            if (s < 0) {
+                tm_log_error("%s: [pipeline] stages: '%s' is not a stage", path, t);
+                rc = TM_ERR_USAGE;
+            } else {
+                want[s] = 1;
+            }
+        }
+        free(copy);
+        if (want[ST_TOKENIZE])
+            want[ST_TRAIN_VOCAB] = 1; /* the vocabulary comes with tokenize when it is missing */
+    } else if (rc == TM_OK) {
+        for (int s = 0; s < N_STAGES; s++)
+            want[s] = p.st[s].present;
+        want[ST_TRAIN_VOCAB] |= want[ST_TOKENIZE];
+    }
+    if (rc == TM_OK && want[ST_INGEST] && !has_key(&p.st[ST_INGEST], "inputs") &&
+        !has_key(&p.st[ST_INGEST], "default-corpus")) {
+        tm_log_error("%s: [ingest] needs inputs (or default-corpus = yes)", path);
+        rc = TM_ERR_USAGE;
+    }
+    if (rc) {
+        pipeline_free(&p);
+        return rc;
+    }
+    if (!p.vocab) {
+        size_t n = strlen(p.workdir) + 32;
+        p.vocab = tm_xmalloc(n);
+        snprintf(p.vocab, n, "%s/vocab.tiktoken", p.workdir);
+    }
+
+    /* One run at a time per workdir, for the whole run (stages lock WORKDIR itself in turn). */
+    int lock = -1;
+    if (!opt->dry_run) {
+        char ldir[4096];
+        snprintf(ldir, sizeof(ldir), "%s/pipeline", p.workdir);
+        if ((rc = tm_mkdirs(ldir)) == TM_OK && (lock = tm_lock_workdir(ldir)) < 0)
+            rc = lock;
+        if (rc) {
+            pipeline_free(&p);
+            return rc;
+        }
+    }
+    double t0 = tm_now();
+    int ran = 0, partial = 0, last = -1;
+    cJSON *stages = cJSON_AddArrayToObject(tm_stats_obj(run->stats, "run"), "stages");
+    for (int s = 0; s < N_STAGES && rc == TM_OK; s++) {
+        if (!want[s] || s < from ||
+            (only >= 0 && s != only && !(only == ST_TOKENIZE && s == ST_TRAIN_VOCAB)))
+            continue;
+        if (s == ST_TRAIN_VOCAB && file_exists(p.vocab)) {
+            printf("run: train-vocab: skipped, %s exists\n", p.vocab);
+            continue;
+        }
+        struct argv_buf a = {0};
+        build_argv(&p, s, run, &a);
+        printf("run: %s:", stage_defs[s].name);
+        for (int i = 0; i < a.n; i++)
+            printf(" %s", a.v[i]);
+        printf("\n");
+        fflush(stdout);
+        if (!opt->dry_run) {
+            double ts = tm_now();
+            int src = tm_command_main(stage_defs[s].cmd, "tokenmill", a.n, a.v);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "stage", stage_defs[s].name);
+            cJSON_AddStringToObject(o, "status", tm_errname(src));
+            cJSON_AddNumberToObject(o, "seconds", tm_now() - ts);
+            cJSON_AddItemToArray(stages, o);
+            ran++;
+            last = s;
+            if (src == TM_ERR_PARTIAL)
+                partial = 1;
+            else if (src != TM_OK) {
+                tm_log_error("run: stage %s failed (%s); the later stages were not run",
+                             stage_defs[s].name, tm_errname(src));
+                rc = src;
+            }
+        }
+        free_argv(&a);
+    }
+    if (lock >= 0)
+        tm_unlock(lock);
+    if (!opt->dry_run)
+        printf("run: %s: %d stages in %.1f s, %s%s\n", p.workdir, ran, tm_now() - t0,
+               rc        ? "failed at "
+               : partial ? "done with input errors"
+                         : "done",
+               rc && last >= 0 ? stage_defs[last].name : "");
+    pipeline_free(&p);
+    return rc ? rc : partial ? TM_ERR_PARTIAL : TM_OK;
+}
+
+const struct tm_command pl_run_command = {
+    .name = "run",
+    .summary = "run a pipeline file: every stage from ingest to report, incrementally",
+    .synopsis = "PIPELINE.ini",
+    .description =
+        "Reads PIPELINE.ini: [pipeline] (workdir, stages, vocab, and variables for ${name}), then\n"
+        "one section per stage (ingest, filter, dedup, train-vocab, tokenize, train, eval-bpb,\n"
+        "eval-code, report) whose keys are that command's options, checked before anything\n"
+        "runs; [ingest] inputs lists the input paths. Runs the stages in that order, each doing\n"
+        "only what is new since its last run, holding WORKDIR/pipeline/lock throughout (a\n"
+        "concurrent run exits at once with the locked exit code), and stops at the first that\n"
+        "fails. The vocabulary is trained only when its file does not exist yet.",
+    .opts = run_opts,
+    .cfg_size = sizeof(struct run_options),
+    .min_args = 1,
+    .max_args = 1,
+    .run = run_cmd,
+};
