@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <strings.h>
+#include <unistd.h>
+#include <time.h>
+#include <fcntl.h>
 
 #include "tm_err.h"
 #include "tm_fs.h"
@@ -538,6 +541,27 @@ static void keep_stats(const struct tm_command *cmd, const void *cfg, const cJSO
     snprintf(path, sizeof(path), "%s/%s.json", dir, name);
     if (tm_mkdirs(dir) != TM_OK || tm_stats_write(stats, path) != TM_OK)
         tm_log_warn("%s: the run's statistics were not kept in %s", cmd->name, path);
+    /* And one line per run in stats/history.jsonl, the workdir's history across refreshes
+     * (appended with one write: whole lines even when two commands finish at once). */
+    cJSON *line = cJSON_Duplicate(stats, 1);
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    cJSON_AddStringToObject(line, "time", when);
+    char *text = cJSON_PrintUnformatted(line);
+    cJSON_Delete(line);
+    snprintf(path, sizeof(path), "%s/history.jsonl", dir);
+    int fd = text ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+        size_t n = strlen(text);
+        text[n] = '\n'; /* the NUL becomes the line's end */
+        if (write(fd, text, n + 1) != (ssize_t)(n + 1))
+            tm_log_warn("%s: %s: a short write", cmd->name, path);
+        close(fd);
+    } else {
+        tm_log_warn("%s: the run was not added to %s", cmd->name, path);
+    }
+    cJSON_free(text);
 }
 
 int tm_command_main(const struct tm_command *cmd, const char *prog, int argc, char **argv)

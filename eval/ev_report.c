@@ -438,16 +438,96 @@ static void counts(struct report *r, const char *what, const char *count, const 
     svg_bars(&r->html, chart, names, v, n);
 }
 
-static void corpus_section(struct report *r, const char *wd)
+/* Every run of each command the corpus section sums, from WORKDIR/stats/history.jsonl (one line
+ * per run), or, for a workdir from before the history, the last run's WORKDIR/stats file. */
+enum { H_INGEST, H_FILTER, H_DEDUP, H_TOKENIZE, H_BPB, H_N };
+static const char *const h_cmd[H_N] = {"ingest", "filter", "dedup", "tokenize", "eval bpb"};
+static const char *const h_file[H_N] = {"ingest", "filter", "dedup", "tokenize", "eval-bpb"};
+
+struct history {
+    cJSON *runs[H_N][1024];
+    int n[H_N];
+    cJSON *order[4096]; /* every run, in order (borrowed from runs[][]) */
+    int n_order;
+};
+
+static void history_load(struct history *h, const char *wd)
+{
+    memset(h, 0, sizeof(*h));
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/stats/history.jsonl", wd);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char *line = NULL;
+        size_t len = 0;
+        while (getline(&line, &len, f) >= 0) {
+            cJSON *o = cJSON_Parse(line);
+            const char *cmd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "command"));
+            int k = 0;
+            while (k < H_N && (!cmd || strcmp(cmd, h_cmd[k]) != 0))
+                k++;
+            if (k == H_N || h->n[k] == 1024 || h->n_order == 4096) {
+                cJSON_Delete(o);
+                continue;
+            }
+            h->runs[k][h->n[k]++] = o;
+            h->order[h->n_order++] = o;
+        }
+        free(line);
+        fclose(f);
+        return;
+    }
+    for (int k = 0; k < H_N; k++) {
+        snprintf(path, sizeof(path), "%s/stats/%s.json", wd, h_file[k]);
+        cJSON *o = read_json(path);
+        if (o) {
+            h->runs[k][h->n[k]++] = o;
+            h->order[h->n_order++] = o;
+        }
+    }
+}
+
+static void history_free(struct history *h)
+{
+    for (int k = 0; k < H_N; k++)
+        for (int i = 0; i < h->n[k]; i++)
+            cJSON_Delete(h->runs[k][i]);
+}
+
+/* The sum of a number over the runs of one command; NaN when none has it. */
+static double total(const struct history *h, int k, const char *path)
+{
+    double t = 0;
+    int any = 0;
+    for (int i = 0; i < h->n[k]; i++) {
+        double x = num(h->runs[k][i], path);
+        if (isfinite(x)) {
+            t += x;
+            any = 1;
+        }
+    }
+    return any ? t : NAN;
+}
+
+/* Adds v to the count called name in names/vals (at most cap entries). */
+static void tally(const char **names, double *vals, int *n, int cap, const char *name, double v)
+{
+    int k = 0;
+    while (k < *n && strcmp(names[k], name) != 0)
+        k++;
+    if (k == *n) {
+        if (*n == cap)
+            return;
+        names[k] = name;
+        vals[k] = 0;
+        (*n)++;
+    }
+    vals[k] += v;
+}
+
+static void corpus_section(struct report *r, const char *wd, const struct history *h)
 {
     section(r, "Corpus");
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/stats/ingest.json", wd);
-    cJSON *ing = read_json(path);
-    snprintf(path, sizeof(path), "%s/stats/filter.json", wd);
-    cJSON *flt = read_json(path);
-    snprintf(path, sizeof(path), "%s/stats/dedup.json", wd);
-    cJSON *dd = read_json(path);
     cJSON *cj = cJSON_AddObjectToObject(r->json, "corpus");
     static const char *const dom[3] = {"text", "math", "code"};
     static const char *const head[] = {"domain",        "ingested",       "kept by filter",
@@ -457,61 +537,62 @@ static void corpus_section(struct report *r, const char *wd)
     char **cells = tm_xcalloc(4 * 6, sizeof(char *));
     for (int d = 0; d < 3; d++) {
         char key[64];
+        cJSON *o = cJSON_AddObjectToObject(cj, dom[d]);
         cells[d * 6] = tm_xstrdup(dom[d]);
         snprintf(key, sizeof(key), "documents.%s", dom[d]);
-        cells[d * 6 + 1] = fmtd(0, num(ing, key));
+        double ing = total(h, H_INGEST, key);
         snprintf(key, sizeof(key), "filter.run.domains.%s.kept", dom[d]);
-        cells[d * 6 + 2] = fmtd(0, num(flt, key));
+        double flt = total(h, H_FILTER, key);
         snprintf(key, sizeof(key), "dedup.run.domains.%s.kept", dom[d]);
-        cells[d * 6 + 3] = fmtd(0, num(dd, key));
-        cells[d * 6 + 4] = have_tokens ? fmtd(0, (double)tok_corpus_tokens(tc, TOK_SPLIT_TRAIN, d))
-                                       : tm_xstrdup("-");
-        cells[d * 6 + 5] = have_tokens ? fmtd(0, (double)tok_corpus_tokens(tc, TOK_SPLIT_VAL, d))
-                                       : tm_xstrdup("-");
+        double dd = total(h, H_DEDUP, key);
+        cells[d * 6 + 1] = fmtd(0, ing);
+        cells[d * 6 + 2] = fmtd(0, flt);
+        cells[d * 6 + 3] = fmtd(0, dd);
+        if (isfinite(ing))
+            cJSON_AddNumberToObject(o, "ingested", ing);
+        if (isfinite(flt))
+            cJSON_AddNumberToObject(o, "kept_by_filter", flt);
+        if (isfinite(dd))
+            cJSON_AddNumberToObject(o, "kept_by_dedup", dd);
+        double tt = have_tokens ? (double)tok_corpus_tokens(tc, TOK_SPLIT_TRAIN, d) : NAN;
+        double tv = have_tokens ? (double)tok_corpus_tokens(tc, TOK_SPLIT_VAL, d) : NAN;
+        cells[d * 6 + 4] = fmtd(0, tt);
+        cells[d * 6 + 5] = fmtd(0, tv);
         if (have_tokens) {
-            cJSON *o = cJSON_AddObjectToObject(cj, dom[d]);
-            cJSON_AddNumberToObject(o, "tokens_train",
-                                    (double)tok_corpus_tokens(tc, TOK_SPLIT_TRAIN, d));
-            cJSON_AddNumberToObject(o, "tokens_val",
-                                    (double)tok_corpus_tokens(tc, TOK_SPLIT_VAL, d));
+            cJSON_AddNumberToObject(o, "tokens_train", tt);
+            cJSON_AddNumberToObject(o, "tokens_val", tv);
         }
     }
-    if (!ing && !flt && !dd && !have_tokens) {
+    if (!h->n[H_INGEST] && !have_tokens) {
         missing(r, "no stage statistics (WORKDIR/stats) and no token shards");
     } else {
+        bprintf(&r->md,
+                "Documents summed over every run of each stage (%d ingest runs); tokens "
+                "in the shards.\n\n",
+                h->n[H_INGEST]);
         table(r, head, 6, cells, 3);
-        if (!ing || !flt || !dd)
-            missing(r, "the statistics of some stages (run them with this workdir)");
     }
     free_cells(cells, 4 * 6);
     tok_corpus_free(tc);
-    if (ing)
-        cJSON_AddItemToObject(cj, "ingest", cJSON_Duplicate(ing, 1));
-    /* Filter removals per rule, summed over the domains. */
-    if (flt) {
-        cJSON_AddItemToObject(cj, "filter", cJSON_Duplicate(flt, 1));
+    /* Filter removals per rule, over every run and domain. */
+    if (h->n[H_FILTER]) {
         const char *names[64];
         double v[64];
         int n = 0;
-        const cJSON *domains = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(flt, "filter"),
-                                             "run"),
-            "domains");
-        const cJSON *dd_e;
-        cJSON_ArrayForEach(dd_e, domains)
-        {
-            const cJSON *rule;
-            cJSON_ArrayForEach(rule, cJSON_GetObjectItemCaseSensitive(dd_e, "rules"))
+        for (int i = 0; i < h->n[H_FILTER]; i++) {
+            const cJSON *domains = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(h->runs[H_FILTER][i], "filter"), "run"),
+                "domains");
+            const cJSON *de, *rule;
+            cJSON_ArrayForEach(de, domains)
             {
-                int k = 0;
-                while (k < n && strcmp(names[k], rule->string) != 0)
-                    k++;
-                if (k == n && n < 64) {
-                    names[n] = rule->string;
-                    v[n++] = 0;
+                cJSON_ArrayForEach(rule, cJSON_GetObjectItemCaseSensitive(de, "rules"))
+                {
+                    double x = num(rule, "removed");
+                    if (x > 0)
+                        tally(names, v, &n, 64, rule->string, x);
                 }
-                if (k < n)
-                    v[k] += num(rule, "removed");
             }
         }
         bprintf(&r->md, "\nFilter: documents removed per rule (a document can fire several "
@@ -519,32 +600,80 @@ static void corpus_section(struct report *r, const char *wd)
         counts(r, "rule", "documents removed", names, v, n, "removals: no rule removed a document",
                "Filter: documents removed per rule");
     }
-    if (dd) {
-        cJSON_AddItemToObject(cj, "dedup", cJSON_Duplicate(dd, 1));
-        const cJSON *cs = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(dd, "dedup"), "run"),
-            "cluster_sizes");
+    if (h->n[H_DEDUP]) {
         const char *names[32];
         double v[32];
         int n = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cs)
-        {
-            if (n < 32 && cJSON_IsNumber(e)) {
-                names[n] = e->string;
-                v[n++] = e->valuedouble;
+        for (int i = 0; i < h->n[H_DEDUP]; i++) {
+            const cJSON *cs = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(h->runs[H_DEDUP][i], "dedup"), "run"),
+                "cluster_sizes");
+            const cJSON *e;
+            cJSON_ArrayForEach(e, cs)
+            {
+                if (cJSON_IsNumber(e))
+                    tally(names, v, &n, 32, e->string, e->valuedouble);
             }
         }
         bprintf(&r->md,
-                "\nDedup: %.0f exact and %.0f near duplicates removed; clusters by "
-                "size:\n\n",
-                num(dd, "dedup.run.exact_duplicates"), num(dd, "dedup.run.near_duplicates"));
+                "\nDedup: %.0f exact and %.0f near duplicates removed; clusters by size:\n\n",
+                total(h, H_DEDUP, "dedup.run.exact_duplicates"),
+                total(h, H_DEDUP, "dedup.run.near_duplicates"));
         counts(r, "cluster size", "clusters", names, v, n, "clusters: no duplicates were found",
                "Dedup: clusters by size (documents per cluster)");
     }
-    cJSON_Delete(ing);
-    cJSON_Delete(flt);
-    cJSON_Delete(dd);
+}
+
+/* The workdir's runs over time: documents ingested, tokens written and BPB, one row per run of
+ * ingest, tokenize and eval bpb, in order. */
+static void history_section(struct report *r, const struct history *h)
+{
+    section(r, "History");
+    if (h->n_order == 0) {
+        missing(r, "no runs recorded (WORKDIR/stats/history.jsonl)");
+        return;
+    }
+    static const char *const head[] = {"time", "command", "documents ingested", "tokens written",
+                                       "bits per byte"};
+    char **cells = tm_xcalloc((size_t)h->n_order * 5, sizeof(char *));
+    cJSON *hist = cJSON_AddArrayToObject(r->json, "history");
+    for (int i = 0; i < h->n_order; i++) {
+        const cJSON *o = h->order[i];
+        const char *cmd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "command"));
+        const char *when = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "time"));
+        double docs = NAN, tokens = NAN, bpb = NAN;
+        if (cmd && strcmp(cmd, "ingest") == 0)
+            docs = num(o, "documents.total");
+        if (cmd && strcmp(cmd, "tokenize") == 0) {
+            tokens = 0;
+            static const char *const k[6] = {
+                "tokenize.train.text.tokens", "tokenize.train.math.tokens",
+                "tokenize.train.code.tokens", "tokenize.val.text.tokens",
+                "tokenize.val.math.tokens",   "tokenize.val.code.tokens"};
+            for (int j = 0; j < 6; j++)
+                tokens += isfinite(num(o, k[j])) ? num(o, k[j]) : 0;
+        }
+        if (cmd && strcmp(cmd, "eval bpb") == 0)
+            bpb = num(o, "eval_bpb.bpb");
+        cells[i * 5] = tm_xstrdup(when ? when : "-");
+        cells[i * 5 + 1] = tm_xstrdup(cmd ? cmd : "-");
+        cells[i * 5 + 2] = fmtd(0, docs);
+        cells[i * 5 + 3] = fmtd(0, tokens);
+        cells[i * 5 + 4] = fmtd(4, bpb);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "time", when ? when : "");
+        cJSON_AddStringToObject(e, "command", cmd ? cmd : "");
+        if (isfinite(docs))
+            cJSON_AddNumberToObject(e, "documents", docs);
+        if (isfinite(tokens))
+            cJSON_AddNumberToObject(e, "tokens", tokens);
+        if (isfinite(bpb))
+            cJSON_AddNumberToObject(e, "bpb", bpb);
+        cJSON_AddItemToArray(hist, e);
+    }
+    table(r, head, 5, cells, h->n_order);
+    free_cells(cells, h->n_order * 5);
 }
 
 static void training_section(struct report *r, const char *wd)
@@ -836,11 +965,16 @@ static int report_cmd(void *vcfg, struct tm_run *run)
                      "<h1>tokenmill report</h1>\n<p>Workdir <code>");
     esc(&r.html, opt->workdir);
     bprintf(&r.html, "</code>, generated %s by tokenmill %s.</p>\n", when, TOKENMILL_VERSION);
-    corpus_section(&r, opt->workdir);
+    struct history *h = tm_xmalloc(sizeof(*h));
+    history_load(h, opt->workdir);
+    corpus_section(&r, opt->workdir, h);
+    history_section(&r, h);
     training_section(&r, opt->workdir);
     bpb_section(&r, opt->workdir);
     code_section(&r, opt->workdir);
     fp8_section(&r, opt->workdir, opt->fp8_study);
+    history_free(h);
+    free(h);
     bprintf(&r.html, "</body></html>\n");
     char *json = cJSON_Print(r.json);
     size_t jl = strlen(json);

@@ -13,7 +13,8 @@
  *   tokenize    `tokenmill tokenize` (--vocab from [pipeline] vocab)
  *   train       `tokenmill train`
  *   eval-bpb    `tokenmill eval bpb`
- *   eval-code   `tokenmill eval code` (--workdir set, so the report finds its results)
+ *   eval-code   `tokenmill eval code` (--workdir set, so the report finds its results; without
+ *               samples, canonical or ckpt of its own, the workdir's model completes the tasks)
  *   report      `tokenmill report`
  * Every stage is incremental on its own (ingest skips unchanged inputs, filter and dedup decide
  * new generations, tokenize writes shards for new documents, train resumes from its newest

@@ -259,6 +259,13 @@ static void build_argv(const struct pipeline *p, int s, const struct tm_run *run
         push(a, opt_arg("out", p->vocab));
     if ((s == ST_TOKENIZE || s == ST_EVAL_BPB) && !has_key(c, "vocab"))
         push(a, opt_arg("vocab", p->vocab));
+    /* Code tasks without samples of their own are completed by the workdir's model. */
+    if (s == ST_EVAL_CODE && !has_key(c, "samples") && !has_key(c, "canonical") &&
+        !has_key(c, "ckpt")) {
+        push(a, opt_arg("ckpt", p->workdir));
+        if (!has_key(c, "vocab"))
+            push(a, opt_arg("vocab", p->vocab));
+    }
     if (run->common.no_progress && has_opt(cmd, "no-progress"))
         push(a, tm_xstrdup("--no-progress"));
     if (run->common.quiet)

@@ -73,7 +73,7 @@ assert r["corpus"]["text"]["tokens_train"] > 0 and r["corpus"]["code"]["tokens_t
 PY
 ok
 md="$W/report/report.md"
-for s in "## Corpus" "## Training" "## Bits per byte" "## Code tasks" "## FP8 study" "pass@1"; do
+for s in "## Corpus" "## History" "## Training" "## Bits per byte" "## Code tasks" "## FP8 study" "pass@1"; do
   expect_grep "$md" "$s" "report.md: $s"
 done
 html="$W/report/report.html"

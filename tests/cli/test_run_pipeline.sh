@@ -7,7 +7,8 @@
 # - a rerun with nothing new does nothing new: no documents ingested, no shard written, the
 #   vocabulary not retrained;
 # - a new input file: the refresh ingests only it (one new generation) and tokenizes it into
-#   one new shard;
+#   one new shard, and the report's history lists the three runs (4, 0 and 1 documents
+#   ingested, three BPB evaluations) with the corpus summed over them;
 # - --dry-run prints the plan and changes nothing; --only runs one stage;
 # - a second run while one holds the lock exits 4 at once, naming the lock;
 # - a bad value and an unknown variable are refused with exit 2 naming the file and line,
@@ -52,6 +53,15 @@ expect_rc 0 "refresh"
 expect_eq "$(jget "$T/w/stats/ingest.json" documents.total)" 1 "the refresh ingests the new file only"
 expect_eq "$(jget "$T/w/stats/ingest.json" generation)" 2 "in a new generation"
 expect_eq "$(shards)" 2 "and tokenizes it into one new shard"
+python3 - "$T/w/report/report.json" <<'PY' || fail "the report's history"
+import json, sys
+r = json.load(open(sys.argv[1]))
+ing = [x["documents"] for x in r["history"] if x["command"] == "ingest"]
+assert ing == [4, 0, 1], ing
+assert r["corpus"]["text"]["ingested"] == 5, r["corpus"]["text"]
+assert len([x for x in r["history"] if x["command"] == "eval bpb"]) == 3
+PY
+ok
 
 tm run "$T/p.ini" --dry-run --only dedup
 expect_rc 0 "dry run"
