@@ -38,7 +38,7 @@ total=$(wc -l <"$T/ref.list")
 expect_eq "$total" $((150000 + 1500 + 400)) "documents in the uninterrupted run"
 
 W="$T/killed"
-kill_runs "$ref_ns" 3 12 5 "$TOKENMILL" ingest --workdir "$W" "${opts[@]}" "$F"
+kill_runs "$ref_ns" 6 12 5 "$TOKENMILL" ingest --workdir "$W" "${opts[@]}" "$F"
 tm ingest --workdir "$W" "${opts[@]}" "$F"
 expect_rc 0 "final rerun"
 tm inspect --workdir "$W" --list
