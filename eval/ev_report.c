@@ -11,7 +11,6 @@
  *   WORKDIR/eval/code/summary.json `eval code --workdir`
  *   --fp8-study FILE, else WORKDIR/eval/fp8_study.json   bench/fp8_study.sh's JSON */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,28 +49,6 @@ static const struct tm_opt report_opts[] = {
 };
 
 /* ---- small helpers -------------------------------------------------------------------------- */
-
-static void bprintf(struct tm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(struct tm_buf *b, const char *fmt, ...)
-{
-    char tmp[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(tmp)) {
-        tm_buf_append(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = tm_xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    tm_buf_append(b, big, (size_t)n);
-    free(big);
-}
 
 /* Text for HTML and SVG: &, <, > and " escaped. */
 static void esc(struct tm_buf *b, const char *s)
@@ -151,14 +128,14 @@ static void nice_range(double *lo, double *hi)
 /* The opening of a W x H chart: white background, the title centered on top. */
 static void svg_open(struct tm_buf *b, double W, double H, const char *title)
 {
-    bprintf(b,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-            "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" "
-            "height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"18\" "
-            "text-anchor=\"middle\" font-size=\"13\">",
-            W, H, W / 2);
+    tm_buf_printf(b,
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                  "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" "
+                  "height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"18\" "
+                  "text-anchor=\"middle\" font-size=\"13\">",
+                  W, H, W / 2);
     esc(b, title);
-    bprintf(b, "</text>\n");
+    tm_buf_printf(b, "</text>\n");
 }
 
 /* A line chart of the series, 720 x 320. */
@@ -184,30 +161,30 @@ static void svg_lines(struct tm_buf *b, const char *title, const char *xlabel,
     svg_open(b, W, H, title);
     for (int i = 0; i <= 5; i++) {
         double v = y0 + (y1 - y0) * i / 5, y = H - B - (H - T - B) * i / 5;
-        bprintf(b,
-                "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
-                L, W - R, y, y, L - 5, y + 4, v);
+        tm_buf_printf(b,
+                      "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                      "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
+                      L, W - R, y, y, L - 5, y + 4, v);
         double xv = x0 + (x1 - x0) * i / 5, xx = L + (W - L - R) * i / 5;
-        bprintf(b, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.6g</text>\n", xx,
-                H - B + 15, xv);
+        tm_buf_printf(b, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.6g</text>\n", xx,
+                      H - B + 15, xv);
     }
-    bprintf(b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">", (L + W - R) / 2, H - 8);
+    tm_buf_printf(b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">", (L + W - R) / 2, H - 8);
     esc(b, xlabel);
-    bprintf(b, "</text>\n");
+    tm_buf_printf(b, "</text>\n");
     for (int i = 0; i < ns; i++) {
-        bprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.4\"%s points=\"",
-                s[i].color, s[i].dashed ? " stroke-dasharray=\"5,3\"" : "");
+        tm_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.4\"%s points=\"",
+                      s[i].color, s[i].dashed ? " stroke-dasharray=\"5,3\"" : "");
         for (size_t k = 0; k < s[i].n; k++)
             if (isfinite(s[i].y[k]))
-                bprintf(b, "%.1f,%.1f ", L + (W - L - R) * (s[i].x[k] - x0) / (x1 - x0),
-                        H - B - (H - T - B) * (s[i].y[k] - y0) / (y1 - y0));
-        bprintf(b, "\"/>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">", W - R - 220, T + 14 + 14.0 * i,
-                s[i].color);
+                tm_buf_printf(b, "%.1f,%.1f ", L + (W - L - R) * (s[i].x[k] - x0) / (x1 - x0),
+                              H - B - (H - T - B) * (s[i].y[k] - y0) / (y1 - y0));
+        tm_buf_printf(b, "\"/>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">", W - R - 220,
+                      T + 14 + 14.0 * i, s[i].color);
         esc(b, s[i].name);
-        bprintf(b, "</text>\n");
+        tm_buf_printf(b, "</text>\n");
     }
-    bprintf(b, "</svg>\n");
+    tm_buf_printf(b, "</svg>\n");
 }
 
 /* A horizontal bar chart: one bar per label. */
@@ -225,14 +202,14 @@ static void svg_bars(struct tm_buf *b, const char *title, const char *const *lab
     svg_open(b, W, H, title);
     for (int i = 0; i < n; i++) {
         double y = T + i * (bar + 6), w = (W - L - R) * v[i] / mx;
-        bprintf(b, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">", L - 6, y + bar - 5);
+        tm_buf_printf(b, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">", L - 6, y + bar - 5);
         esc(b, labels[i]);
-        bprintf(b,
-                "</text><rect x=\"%.0f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" "
-                "fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%.6g</text>\n",
-                L, y, w, bar, palette[0], L + w + 4, y + bar - 5, v[i]);
+        tm_buf_printf(b,
+                      "</text><rect x=\"%.0f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" "
+                      "fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%.6g</text>\n",
+                      L, y, w, bar, palette[0], L + w + 4, y + bar - 5, v[i]);
     }
-    bprintf(b, "</svg>\n");
+    tm_buf_printf(b, "</svg>\n");
 }
 
 /* ---- the training curves -------------------------------------------------------------------- */
@@ -342,50 +319,50 @@ struct report {
 
 static void section(struct report *r, const char *title)
 {
-    bprintf(&r->md, "\n## %s\n\n", title);
-    bprintf(&r->html, "<h2>");
+    tm_buf_printf(&r->md, "\n## %s\n\n", title);
+    tm_buf_printf(&r->html, "<h2>");
     esc(&r->html, title);
-    bprintf(&r->html, "</h2>\n");
+    tm_buf_printf(&r->html, "</h2>\n");
 }
 
 static void missing(struct report *r, const char *what)
 {
-    bprintf(&r->md, "_Not available: %s._\n", what);
-    bprintf(&r->html, "<p class=\"missing\">Not available: ");
+    tm_buf_printf(&r->md, "_Not available: %s._\n", what);
+    tm_buf_printf(&r->html, "<p class=\"missing\">Not available: ");
     esc(&r->html, what);
-    bprintf(&r->html, ".</p>\n");
+    tm_buf_printf(&r->html, ".</p>\n");
 }
 
 /* A table in both formats: header cells, then rows of cells (rows * cols strings). */
 static void table(struct report *r, const char *const *head, int cols, char **cells, int rows)
 {
-    bprintf(&r->md, "|");
-    bprintf(&r->html, "<table><tr>");
+    tm_buf_printf(&r->md, "|");
+    tm_buf_printf(&r->html, "<table><tr>");
     for (int c = 0; c < cols; c++) {
-        bprintf(&r->md, " %s |", head[c]);
-        bprintf(&r->html, "<th>");
+        tm_buf_printf(&r->md, " %s |", head[c]);
+        tm_buf_printf(&r->html, "<th>");
         esc(&r->html, head[c]);
-        bprintf(&r->html, "</th>");
+        tm_buf_printf(&r->html, "</th>");
     }
-    bprintf(&r->md, "\n|");
-    bprintf(&r->html, "</tr>\n");
+    tm_buf_printf(&r->md, "\n|");
+    tm_buf_printf(&r->html, "</tr>\n");
     for (int c = 0; c < cols; c++)
-        bprintf(&r->md, "%s|", c ? "---:" : "---");
-    bprintf(&r->md, "\n");
+        tm_buf_printf(&r->md, "%s|", c ? "---:" : "---");
+    tm_buf_printf(&r->md, "\n");
     for (int i = 0; i < rows; i++) {
-        bprintf(&r->md, "|");
-        bprintf(&r->html, "<tr>");
+        tm_buf_printf(&r->md, "|");
+        tm_buf_printf(&r->html, "<tr>");
         for (int c = 0; c < cols; c++) {
             const char *v = cells[i * cols + c] ? cells[i * cols + c] : "";
-            bprintf(&r->md, " %s |", v);
-            bprintf(&r->html, "<td>");
+            tm_buf_printf(&r->md, " %s |", v);
+            tm_buf_printf(&r->html, "<td>");
             esc(&r->html, v);
-            bprintf(&r->html, "</td>");
+            tm_buf_printf(&r->html, "</td>");
         }
-        bprintf(&r->md, "\n");
-        bprintf(&r->html, "</tr>\n");
+        tm_buf_printf(&r->md, "\n");
+        tm_buf_printf(&r->html, "</tr>\n");
     }
-    bprintf(&r->html, "</table>\n");
+    tm_buf_printf(&r->html, "</table>\n");
 }
 
 /* v with `decimals` digits after the point, "-" when it is missing (NaN). */
@@ -566,10 +543,10 @@ static void corpus_section(struct report *r, const char *wd, const struct histor
     if (!h->n[H_INGEST] && !have_tokens) {
         missing(r, "no stage statistics (WORKDIR/stats) and no token shards");
     } else {
-        bprintf(&r->md,
-                "Documents summed over every run of each stage (%d ingest runs); tokens "
-                "in the shards.\n\n",
-                h->n[H_INGEST]);
+        tm_buf_printf(&r->md,
+                      "Documents summed over every run of each stage (%d ingest runs); tokens "
+                      "in the shards.\n\n",
+                      h->n[H_INGEST]);
         table(r, head, 6, cells, 3);
     }
     free_cells(cells, 4 * 6);
@@ -595,8 +572,9 @@ static void corpus_section(struct report *r, const char *wd, const struct histor
                 }
             }
         }
-        bprintf(&r->md, "\nFilter: documents removed per rule (a document can fire several "
-                        "rules; each removal is counted under the rule that removed it).\n\n");
+        tm_buf_printf(&r->md,
+                      "\nFilter: documents removed per rule (a document can fire several "
+                      "rules; each removal is counted under the rule that removed it).\n\n");
         counts(r, "rule", "documents removed", names, v, n, "removals: no rule removed a document",
                "Filter: documents removed per rule");
     }
@@ -616,10 +594,10 @@ static void corpus_section(struct report *r, const char *wd, const struct histor
                     tally(names, v, &n, 32, e->string, e->valuedouble);
             }
         }
-        bprintf(&r->md,
-                "\nDedup: %.0f exact and %.0f near duplicates removed; clusters by size:\n\n",
-                total(h, H_DEDUP, "dedup.run.exact_duplicates"),
-                total(h, H_DEDUP, "dedup.run.near_duplicates"));
+        tm_buf_printf(&r->md,
+                      "\nDedup: %.0f exact and %.0f near duplicates removed; clusters by size:\n\n",
+                      total(h, H_DEDUP, "dedup.run.exact_duplicates"),
+                      total(h, H_DEDUP, "dedup.run.near_duplicates"));
         counts(r, "cluster size", "clusters", names, v, n, "clusters: no duplicates were found",
                "Dedup: clusters by size (documents per cluster)");
     }
@@ -722,10 +700,11 @@ static void training_section(struct report *r, const char *wd)
         }
         svg_lines(&r->html, "Expert load balance (coefficient of variation of the routed loads)",
                   "step", ls, c.layers);
-        bprintf(&r->md, "\nExpert load balance: final coefficient of variation per MoE layer:");
+        tm_buf_printf(&r->md,
+                      "\nExpert load balance: final coefficient of variation per MoE layer:");
         for (int l = 0; l < c.layers; l++)
-            bprintf(&r->md, " %.3f", c.cv[l][c.n - 1]);
-        bprintf(&r->md, "\n");
+            tm_buf_printf(&r->md, " %.3f", c.cv[l][c.n - 1]);
+        tm_buf_printf(&r->md, "\n");
     }
     free_curves(&c);
 }
@@ -783,11 +762,11 @@ static void bpb_section(struct report *r, const char *wd)
     cells[n * 6 + 5] = fmtd(0, num(b, "overall.bytes"));
     result(r, "bpb/overall", "bpb", v[n], NAN);
     n++;
-    bprintf(&r->md, "Split %s, window %.0f, stride %.0f.\n\n",
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "split"))
-                ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "split"))
-                : "?",
-            num(b, "window"), num(b, "stride"));
+    tm_buf_printf(&r->md, "Split %s, window %.0f, stride %.0f.\n\n",
+                  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "split"))
+                      ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "split"))
+                      : "?",
+                  num(b, "window"), num(b, "stride"));
     table(r, head, 6, cells, n);
     free_cells(cells, 4 * 6);
     svg_bars(&r->html, "Bits per byte per domain", names, v, n);
@@ -820,13 +799,14 @@ static void code_section(struct report *r, const char *wd)
         cells[i * 3 + 2] = fmtd(4, se);
         i++;
     }
-    bprintf(&r->md, "%.0f tasks, %.0f samples (%s); sandbox: %s.\n\n", tasks, num(s, "samples"),
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "source"))
-                ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "source"))
-                : "?",
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "sandbox"))
-                ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "sandbox"))
-                : "?");
+    tm_buf_printf(&r->md, "%.0f tasks, %.0f samples (%s); sandbox: %s.\n\n", tasks,
+                  num(s, "samples"),
+                  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "source"))
+                      ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "source"))
+                      : "?",
+                  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "sandbox"))
+                      ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "sandbox"))
+                      : "?");
     static const char *const head[] = {"metric", "value", "stderr"};
     table(r, head, 3, cells, i);
     free_cells(cells, i * 3);
@@ -841,7 +821,7 @@ static void code_section(struct report *r, const char *wd)
         oc[k * 2] = tm_xstrdup(names[k]);
         oc[k * 2 + 1] = fmtd(0, v[k]);
     }
-    bprintf(&r->md, "\n");
+    tm_buf_printf(&r->md, "\n");
     static const char *const oh[] = {"outcome", "samples"};
     table(r, oh, 2, oc, EV_N_OUTCOMES);
     free_cells(oc, EV_N_OUTCOMES * 2);
@@ -894,16 +874,16 @@ static void fp8_section(struct report *r, const char *wd, const char *file)
     double gt = num(f, "gap.final_loss"), gm = num(f, "gap.final_loss_tail_mean"),
            gv = num(f, "gap.final_val_loss");
     if (isfinite(gv)) {
-        bprintf(&r->md,
-                "\nfp8 against bf16, relative gap: final train loss %+.3f%% (last step), "
-                "%+.3f%% (mean of the last steps), final validation loss %+.3f%% "
-                "(DeepSeek-V3's bound: 0.25%%).\n",
-                100 * gt, 100 * gm, 100 * gv);
-        bprintf(&r->html,
-                "<p>fp8 against bf16, relative gap: final train loss %+.3f%% (last "
-                "step), %+.3f%% (mean of the last steps), final validation loss "
-                "%+.3f%% (DeepSeek-V3's bound: 0.25%%).</p>\n",
-                100 * gt, 100 * gm, 100 * gv);
+        tm_buf_printf(&r->md,
+                      "\nfp8 against bf16, relative gap: final train loss %+.3f%% (last step), "
+                      "%+.3f%% (mean of the last steps), final validation loss %+.3f%% "
+                      "(DeepSeek-V3's bound: 0.25%%).\n",
+                      100 * gt, 100 * gm, 100 * gv);
+        tm_buf_printf(&r->html,
+                      "<p>fp8 against bf16, relative gap: final train loss %+.3f%% (last "
+                      "step), %+.3f%% (mean of the last steps), final validation loss "
+                      "%+.3f%% (DeepSeek-V3's bound: 0.25%%).</p>\n",
+                      100 * gt, 100 * gm, 100 * gv);
         result(r, "fp8_study", "val_loss_gap_vs_bf16", gv, NAN);
         cJSON *fj = cJSON_AddObjectToObject(r->json, "fp8_study");
         cJSON_AddNumberToObject(fj, "final_loss_gap", gt);
@@ -953,18 +933,19 @@ static int report_cmd(void *vcfg, struct tm_run *run)
     cJSON *ver = cJSON_AddObjectToObject(r.json, "versions");
     cJSON_AddStringToObject(ver, "tokenmill", TOKENMILL_VERSION);
     r.results = cJSON_AddArrayToObject(r.json, "results");
-    bprintf(&r.md, "# tokenmill report\n\nWorkdir `%s`, generated %s by tokenmill %s.\n",
-            opt->workdir, when, TOKENMILL_VERSION);
-    bprintf(&r.html, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<title>tokenmill report</title>\n<style>body{font-family:sans-serif;"
-                     "max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-                     "margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;"
-                     "text-align:right}td:first-child,th:first-child{text-align:left}"
-                     "th{background:#f3f3f3}svg{display:block;margin:0.5em 0 1.5em}"
-                     ".missing{color:#888;font-style:italic}</style></head><body>\n"
-                     "<h1>tokenmill report</h1>\n<p>Workdir <code>");
+    tm_buf_printf(&r.md, "# tokenmill report\n\nWorkdir `%s`, generated %s by tokenmill %s.\n",
+                  opt->workdir, when, TOKENMILL_VERSION);
+    tm_buf_printf(&r.html,
+                  "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                  "<title>tokenmill report</title>\n<style>body{font-family:sans-serif;"
+                  "max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+                  "margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;"
+                  "text-align:right}td:first-child,th:first-child{text-align:left}"
+                  "th{background:#f3f3f3}svg{display:block;margin:0.5em 0 1.5em}"
+                  ".missing{color:#888;font-style:italic}</style></head><body>\n"
+                  "<h1>tokenmill report</h1>\n<p>Workdir <code>");
     esc(&r.html, opt->workdir);
-    bprintf(&r.html, "</code>, generated %s by tokenmill %s.</p>\n", when, TOKENMILL_VERSION);
+    tm_buf_printf(&r.html, "</code>, generated %s by tokenmill %s.</p>\n", when, TOKENMILL_VERSION);
     struct history *h = tm_xmalloc(sizeof(*h));
     history_load(h, opt->workdir);
     corpus_section(&r, opt->workdir, h);
@@ -975,7 +956,7 @@ static int report_cmd(void *vcfg, struct tm_run *run)
     fp8_section(&r, opt->workdir, opt->fp8_study);
     history_free(h);
     free(h);
-    bprintf(&r.html, "</body></html>\n");
+    tm_buf_printf(&r.html, "</body></html>\n");
     char *json = cJSON_Print(r.json);
     size_t jl = strlen(json);
     char path[4200];
