@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dedup.h"
@@ -52,6 +53,10 @@ static const struct stage_def stage_defs[N_STAGES] = {
 #define MAX_KV   256
 #define MAX_VARS 64
 
+/* The passes over the settings: --set's [pipeline] keys first (so that they win over the
+ * file's and are in place for every ${name} in it), then the file, then --set's stage keys. */
+enum { SETS_PIPELINE, FILE_KEYS, SETS_STAGES };
+
 struct kv {
     char *key, *value;
 };
@@ -64,6 +69,9 @@ struct stage_cfg {
 };
 
 struct pipeline {
+    int pass;                   /* SETS_PIPELINE, FILE_KEYS or SETS_STAGES (see run_cmd) */
+    char *overridden[MAX_VARS]; /* [pipeline] keys given by --set: the file's values are ignored */
+    int n_overridden;
     const char *path;
     char dir[4096]; /* the file's directory: ${pipeline_dir} */
     char *workdir, *vocab, *stages;
@@ -127,6 +135,15 @@ static int pl_set(void *ctx, const char *section, const char *key, const char *r
                   size_t errlen)
 {
     struct pipeline *p = ctx;
+    int is_pipeline = strcmp(section, "pipeline") == 0;
+    if ((p->pass == SETS_PIPELINE && !is_pipeline) || (p->pass == SETS_STAGES && is_pipeline))
+        return TM_OK; /* applied in the other pass */
+    if (is_pipeline && p->pass == FILE_KEYS)
+        for (int i = 0; i < p->n_overridden; i++)
+            if (strcmp(p->overridden[i], key) == 0)
+                return TM_OK; /* --set gave it */
+    if (is_pipeline && p->pass == SETS_PIPELINE && p->n_overridden < MAX_VARS)
+        p->overridden[p->n_overridden++] = tm_xstrdup(key);
     char *value = interpolate(p, raw, err, errlen);
     if (!value)
         return TM_ERR_USAGE;
@@ -185,6 +202,8 @@ static int pl_set(void *ctx, const char *section, const char *key, const char *r
 
 static void pipeline_free(struct pipeline *p)
 {
+    for (int i = 0; i < p->n_overridden; i++)
+        free(p->overridden[i]);
     free(p->workdir);
     free(p->vocab);
     free(p->stages);
@@ -344,6 +363,47 @@ static void mark_sections(struct pipeline *p)
     free(data);
 }
 
+/* ---- the run's log file ---------------------------------------------------------------------- */
+
+/* Log lines go to stderr as always and to WORKDIR/logs/run-<time>-<pid>.log, through a stream
+ * that writes to both (fopencookie). */
+static ssize_t tee_write(void *cookie, const char *buf, size_t n)
+{
+    FILE *f = cookie;
+    fwrite(buf, 1, n, stderr);
+    fwrite(buf, 1, n, f);
+    fflush(f);
+    return (ssize_t)n;
+}
+
+static int tee_close(void *cookie)
+{
+    return fclose((FILE *)cookie);
+}
+
+static FILE *open_run_log(const char *workdir, char *path, size_t n)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/logs", workdir);
+    if (tm_mkdirs(dir) != TM_OK)
+        return NULL;
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", gmtime(&now));
+    snprintf(path, n, "%s/run-%s-%ld.log", dir, when, (long)getpid());
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return NULL;
+    cookie_io_functions_t io = {.write = tee_write, .close = tee_close};
+    FILE *tee = fopencookie(f, "w", io);
+    if (!tee) {
+        fclose(f);
+        return NULL;
+    }
+    setvbuf(tee, NULL, _IOLBF, 0);
+    return tee;
+}
+
 static int run_cmd(void *vcfg, struct tm_run *run)
 {
     struct run_options *opt = vcfg;
@@ -357,9 +417,14 @@ static int run_cmd(void *vcfg, struct tm_run *run)
         *slash = 0;
     else
         snprintf(p.dir, sizeof(p.dir), ".");
-    int rc = tm_ini_load(path, pl_set, &p);
+    p.pass = SETS_PIPELINE;
+    int rc = tm_ini_apply_sets(&opt->set, "--set", pl_set, &p);
+    p.pass = FILE_KEYS;
+    if (rc == TM_OK)
+        rc = tm_ini_load(path, pl_set, &p);
     if (rc == TM_OK)
         mark_sections(&p);
+    p.pass = SETS_STAGES;
     if (rc == TM_OK)
         rc = tm_ini_apply_sets(&opt->set, "--set", pl_set, &p);
     if (rc == TM_OK && !p.workdir) {
@@ -424,6 +489,12 @@ static int run_cmd(void *vcfg, struct tm_run *run)
             return rc;
         }
     }
+    char log_path[4400] = "";
+    FILE *log = opt->dry_run ? NULL : open_run_log(p.workdir, log_path, sizeof(log_path));
+    if (log) {
+        tm_log_set_stream(log, isatty(2) ? 0 : 1);
+        tm_log_info("run: %s: log in %s", path, log_path);
+    }
     double t0 = tm_now();
     int ran = 0, partial = 0, last = -1;
     cJSON *stages = cJSON_AddArrayToObject(tm_stats_obj(run->stats, "run"), "stages");
@@ -461,6 +532,15 @@ static int run_cmd(void *vcfg, struct tm_run *run)
             }
         }
         free_argv(&a);
+    }
+    if (!opt->dry_run)
+        tm_log_info("run: %d stages, %s", ran,
+                    rc        ? tm_errname(rc)
+                    : partial ? "done with input errors"
+                              : "done");
+    if (log) {
+        tm_log_set_stream(NULL, -1);
+        fclose(log);
     }
     if (lock >= 0)
         tm_unlock(lock);

@@ -3,13 +3,15 @@
 # train-vocab, tokenize, train, eval-bpb, eval-code, report).
 # - the first run runs each stage in graph order with the section's keys as its options and
 #   ${variables} (from [pipeline], ${workdir}, ${pipeline_dir}) interpolated, trains the
-#   vocabulary because its file is missing, and ends with the summary line and a report;
+#   vocabulary because its file is missing, and ends with the summary line and a report; its
+#   log lines (and the stages') are also in WORKDIR/logs/run-<time>-<pid>.log;
 # - a rerun with nothing new does nothing new: no documents ingested, no shard written, the
 #   vocabulary not retrained;
 # - a new input file: the refresh ingests only it (one new generation) and tokenizes it into
 #   one new shard, and the report's history lists the three runs (4, 0 and 1 documents
 #   ingested, three BPB evaluations) with the corpus summed over them;
-# - --dry-run prints the plan and changes nothing; --only runs one stage;
+# - --dry-run prints the plan and changes nothing; --only runs one stage; --set of a [pipeline]
+#   variable wins over the file's value wherever the file uses it;
 # - a second run while one holds the lock exits 4 at once, naming the lock;
 # - a bad value and an unknown variable are refused with exit 2 naming the file and line,
 #   before any stage runs.
@@ -35,6 +37,10 @@ for f in vocab.tiktoken report/report.html eval/bpb.json eval/code/summary.json 
   [ -s "$T/w/$f" ] || fail "no $f after the first run"
 done
 ok
+logs=("$T/w/logs"/run-*.log)
+expect_eq "${#logs[@]}" 1 "one log file per run"
+expect_grep "${logs[0]}" "info: run: 9 stages, done" "the log ends with the run's end"
+expect_grep "${logs[0]}" "checkpoint .*ckpt-6" "the stages' log lines are in it"
 shards() { ls -d "$T/w/tokens"/shard-* | wc -l; }
 expect_eq "$(shards)" 1 "one shard"
 cp "$T/w/vocab.tiktoken" "$T/vocab.before"
@@ -67,6 +73,10 @@ tm run "$T/p.ini" --dry-run --only dedup
 expect_rc 0 "dry run"
 expect_eq "$(grep -c '^run: ' "$T/out")" 1 "--only: one stage planned"
 expect_grep "$T/out" "^run: dedup: dedup --workdir=$T/w" "the plan"
+
+tm run "$T/p.ini" --dry-run --only ingest --set pipeline.src=/elsewhere
+expect_rc 0 "dry run with a variable overridden"
+expect_grep "$T/out" "^run: ingest: ingest --workdir=$T/w /elsewhere/in$" "--set of a variable wins over the file's, everywhere it is used"
 
 flock "$T/w/pipeline/lock" sleep 5 &
 holder=$!
