@@ -17,7 +17,8 @@
 #include "tm_thread.h"
 
 struct attn_job {
-    const struct tr_gemm_cfg *g;
+    const struct tr_gemm_cfg *g; /* the caller's, then &g1 (run()) */
+    struct tr_gemm_cfg g1;       /* its copy with threads 1 */
     int B, T, H, Hkv, hd;
     float scale;
     /* forward */
@@ -114,6 +115,10 @@ static void fwd_worker(void *ctx, int idx)
 
 static int run(struct attn_job *j, void (*fn)(void *, int), int threads)
 {
+    /* Each worker computes its pairs' small products alone: the split is over the pairs. */
+    j->g1 = j->g ? *j->g : (struct tr_gemm_cfg){.mode = TR_GEMM_F32};
+    j->g1.threads = 1;
+    j->g = &j->g1;
     atomic_init(&j->next, 0);
     atomic_init(&j->err, TM_OK);
     if (threads < 1)
@@ -130,10 +135,7 @@ int tr_attn_fwd(const struct tr_gemm_cfg *g, float *out, float *lse, const float
     int rc = check_shape("tr_attn_fwd", B, T, H, Hkv, hd);
     if (rc != TM_OK)
         return rc;
-    /* Each worker computes its pairs' small products alone: the split is over the pairs. */
-    struct tr_gemm_cfg g1 = g ? *g : (struct tr_gemm_cfg){.mode = TR_GEMM_F32};
-    g1.threads = 1;
-    struct attn_job j = {.g = &g1,
+    struct attn_job j = {.g = g,
                          .B = B,
                          .T = T,
                          .H = H,
@@ -221,10 +223,7 @@ int tr_attn_bwd(const struct tr_gemm_cfg *g, float *dq, float *dk, float *dv, co
     int rc = check_shape("tr_attn_bwd", B, T, H, Hkv, hd);
     if (rc != TM_OK)
         return rc;
-    /* Each worker computes its pairs' small products alone: the split is over the pairs. */
-    struct tr_gemm_cfg g1 = g ? *g : (struct tr_gemm_cfg){.mode = TR_GEMM_F32};
-    g1.threads = 1;
-    struct attn_job j = {.g = &g1,
+    struct attn_job j = {.g = g,
                          .B = B,
                          .T = T,
                          .H = H,
