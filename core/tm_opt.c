@@ -627,3 +627,42 @@ out:
     free(ps.cfg);
     return rc;
 }
+
+int tm_command_plan(const struct tm_command *cmd, int argc, char **argv, struct tm_plan *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!cmd->plan)
+        return TM_ERR_UNSUPPORTED;
+    struct tm_run run = {0};
+    struct parse_state ps = {.cmd = cmd, .prog = "tokenmill", .run = &run};
+    enum tm_log_level saved_level = tm_log_get_level();
+    run.command = cmd->name;
+    ps.cfg = tm_xcalloc(1, cmd->cfg_size ? cmd->cfg_size : 1);
+    run.args = tm_xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*run.args));
+    int rc = tm_opt_defaults(cmd->opts, ps.cfg);
+    if (rc == TM_OK && (rc = parse_args(&ps, argc, argv)))
+        tm_log_error("tokenmill %s: %s", cmd->name, ps.err);
+    if (rc == TM_OK) {
+        if (saved_level > TM_LOG_ERROR)
+            tm_log_set_level(TM_LOG_ERROR); /* the plan says what the run would warn about */
+        run.common.no_progress = 1;
+        rc = cmd->plan(ps.cfg, &run, out);
+    }
+    tm_log_set_level(saved_level);
+    tm_opt_free(common_opts, &run.common);
+    tm_opt_free(cmd->opts, ps.cfg);
+    free(run.args);
+    free(ps.cfg);
+    return rc;
+}
+
+void tm_plan_add(struct tm_plan *out, const char *fmt, ...)
+{
+    size_t n = strlen(out->what);
+    if (n + 1 >= sizeof(out->what))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->what + n, sizeof(out->what) - n, fmt, ap);
+    va_end(ap);
+}

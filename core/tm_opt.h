@@ -63,6 +63,16 @@ struct tm_run {
     const char *command; /* the command's name */
 };
 
+/* What a command would do now, computed without changing anything: for `tokenmill run`,
+ * which prints it (--dry-run prints only it) and skips a stage with no work. */
+struct tm_plan {
+    int work;         /* 1: there is something to do */
+    int stale;        /* 1: earlier work was done with other settings (or on other data) and is
+                         redone only with the command's --redo (train: --fresh) */
+    char what[1024];  /* one line: what it would do, on which generations, and why */
+    unsigned new_gen; /* ingest: the generation it would add or finish (0: none) */
+};
+
 struct tm_command {
     const char *name;          /* e.g. "ingest" */
     const char *summary;       /* one line for the command list */
@@ -74,7 +84,17 @@ struct tm_command {
     /* Runs the command; returns TM_OK or a tm_err. `cfg` is filled and validated against the
      * table; semantic checks are the command's own (return TM_ERR_USAGE with a message). */
     int (*run)(void *cfg, struct tm_run *run);
+    /* Optional: fills `out` with what run() would do with the same arguments, reading the
+     * workdir and changing nothing. TM_OK or a tm_err (an error run() would meet too). */
+    int (*plan)(void *cfg, struct tm_run *run, struct tm_plan *out);
 };
+
+/* Parses argv (argv[0] is the command's name) as tm_command_main() does and calls cmd->plan.
+ * Log lines below errors are held back. TM_ERR_UNSUPPORTED when the command has no plan. */
+int tm_command_plan(const struct tm_command *cmd, int argc, char **argv, struct tm_plan *out);
+
+/* Appends printf-style text to out->what (truncated at its size). */
+void tm_plan_add(struct tm_plan *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Applies every option's default to `cfg` (which must be zeroed). TM_OK or TM_ERR_USAGE (a
  * default that does not parse: a bug in the table, logged). */

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "tm_err.h"
 #include "tm_fs.h"
 #include "tm_log.h"
 #include "tm_mem.h"
+#include "tm_opt.h"
 
 static const char *const store_db_names[TM_STORE_NDBS] = {
     "meta",   "docs",  "inputs",      "gens",      "filter",
@@ -409,5 +411,142 @@ int tm_store_export_jsonl(struct tm_store *s, unsigned dbi, const char *path,
         unlink(tmp);
     }
     free(tmp);
+    return rc;
+}
+
+/* ---- Plans ------------------------------------------------------------------------------ */
+
+uint64_t tm_stage_hash_epoch(uint64_t hash, const char *epoch)
+{
+    if (!epoch || !*epoch)
+        return hash;
+    return hash ^ (XXH3_64bits(epoch, strlen(epoch)) * 0x9E3779B97F4A7C15ull + 1);
+}
+
+int tm_store_exists(const char *workdir)
+{
+    char *data = tm_path_join(workdir, "store/data.mdb");
+    int ok = access(data, F_OK) == 0;
+    free(data);
+    return ok;
+}
+
+enum { SV_NEW, SV_PARTIAL, SV_DONE, SV_STALE, SV_OPEN, SV_N };
+
+struct survey {
+    struct tm_store *st;
+    const char *stage;
+    uint64_t hash;
+    uint32_t *gens[SV_N]; /* each class's generations, ascending */
+    uint32_t n[SV_N];
+};
+
+static int survey_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
+{
+    (void)db;
+    struct survey *sv = vctx;
+    uint32_t last;
+    int rc = tm_store_last_gen(sv->st, txn, &last);
+    if (rc)
+        return rc;
+    for (int c = 0; c < SV_N; c++)
+        sv->gens[c] = tm_xcalloc((size_t)last + 1, sizeof(uint32_t));
+    for (uint32_t g = 1; g <= last; g++) {
+        struct tm_gen gr;
+        rc = tm_store_get_gen(sv->st, txn, g, &gr);
+        if (rc == TM_ERR_NOTFOUND)
+            continue;
+        if (rc)
+            return rc;
+        int c;
+        struct tm_stage rec;
+        if (gr.state != TM_GEN_CLOSED) {
+            c = SV_OPEN;
+        } else {
+            rc = tm_stage_get(sv->st, txn, sv->stage, g, &rec);
+            if (rc && rc != TM_ERR_NOTFOUND)
+                return rc;
+            c = rc == TM_ERR_NOTFOUND         ? SV_NEW
+                : rec.state != TM_STAGE_DONE  ? SV_PARTIAL
+                : rec.config_hash == sv->hash ? SV_DONE
+                                              : SV_STALE;
+        }
+        sv->gens[c][sv->n[c]++] = g;
+    }
+    return TM_OK;
+}
+
+/* "1-3, 5" */
+static void add_ranges(struct tm_plan *out, const uint32_t *g, uint32_t n)
+{
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i;
+        while (j + 1 < n && g[j + 1] == g[j] + 1)
+            j++;
+        tm_plan_add(out, "%s%u", i ? ", " : "", g[i]);
+        if (j > i)
+            tm_plan_add(out, "-%u", g[j]);
+        i = j + 1;
+    }
+}
+
+static void add_class(struct tm_plan *out, int *first, const uint32_t *g, uint32_t n,
+                      const char *what)
+{
+    if (!n)
+        return;
+    tm_plan_add(out, "%sgeneration%s ", *first ? "" : "; ", n > 1 ? "s" : "");
+    add_ranges(out, g, n);
+    tm_plan_add(out, " %s", what);
+    *first = 0;
+}
+
+int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, int redo,
+                  struct tm_plan *out)
+{
+    if (!tm_store_exists(workdir)) {
+        tm_plan_add(out, "no documents yet");
+        return TM_OK;
+    }
+    struct tm_store st;
+    int rc = tm_store_open(&st, workdir, TM_DB_RDONLY);
+    if (rc)
+        return rc;
+    struct survey sv = {.st = &st, .stage = stage, .hash = hash};
+    rc = tm_db_read(&st.db, survey_fn, &sv);
+    if (rc == TM_OK) {
+        int first = 1;
+        uint32_t closed = sv.n[SV_NEW] + sv.n[SV_PARTIAL] + sv.n[SV_DONE] + sv.n[SV_STALE];
+        if (redo && closed) {
+            uint32_t *all = tm_xcalloc(closed, sizeof(uint32_t)), k = 0;
+            for (int c = 0; c < SV_OPEN; c++)
+                for (uint32_t i = 0; i < sv.n[c]; i++)
+                    all[k++] = sv.gens[c][i];
+            for (uint32_t i = 1; i < k; i++) /* insertion sort: the classes interleave */
+                for (uint32_t j = i; j > 0 && all[j - 1] > all[j]; j--) {
+                    uint32_t t = all[j];
+                    all[j] = all[j - 1];
+                    all[j - 1] = t;
+                }
+            add_class(out, &first, all, k, "again, from scratch");
+            free(all);
+            out->work = 1;
+        } else {
+            add_class(out, &first, sv.gens[SV_NEW], sv.n[SV_NEW], "new");
+            add_class(out, &first, sv.gens[SV_PARTIAL], sv.n[SV_PARTIAL],
+                      "to finish (an interrupted run)");
+            add_class(out, &first, sv.gens[SV_DONE], sv.n[SV_DONE], "done");
+            add_class(out, &first, sv.gens[SV_STALE], sv.n[SV_STALE], "done with other settings");
+            out->work = sv.n[SV_NEW] + sv.n[SV_PARTIAL] > 0;
+            out->stale = sv.n[SV_STALE] > 0;
+        }
+        add_class(out, &first, sv.gens[SV_OPEN], sv.n[SV_OPEN],
+                  "still open (its ingest did not finish)");
+        if (first)
+            tm_plan_add(out, "no generations yet");
+    }
+    for (int c = 0; c < SV_N; c++)
+        free(sv.gens[c]);
+    tm_store_close(&st);
     return rc;
 }

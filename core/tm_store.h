@@ -135,4 +135,23 @@ int tm_stage_get(struct tm_store *s, MDB_txn *txn, const char *stage, uint32_t g
 int tm_stage_put(struct tm_store *s, MDB_txn *txn, const char *stage, uint32_t gen,
                  const struct tm_stage *in);
 
+/* ---- Plans ------------------------------------------------------------------------------ */
+
+/* A stage's settings hash with `epoch` mixed in: the label of the earlier stages' decisions it
+ * read (`tokenmill run` passes one, --input-epoch, and changes it when they are redone), so
+ * that generations done under another label are stale. NULL or "" leaves the hash as it is. */
+uint64_t tm_stage_hash_epoch(uint64_t hash, const char *epoch);
+
+struct tm_plan;
+/* Whether WORKDIR/store exists (nothing is logged). */
+int tm_store_exists(const char *workdir);
+
+/* Appends to `out` what stage `stage` (whose settings hash to `hash`) would do over the
+ * store's generations, from its records: closed generations without a record are new, partial
+ * ones are finished, those done with another hash are stale (redone only with redo), open ones
+ * (ingest not finished) wait. redo: every closed generation again. Sets out->work and
+ * out->stale. Reads only; TM_OK or a store error. */
+int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, int redo,
+                  struct tm_plan *out);
+
 #endif

@@ -4,7 +4,9 @@
 #include "dedup.h"
 #include "ddp_internal.h"
 #include "../core/tm_err.h"
+#include "../core/tm_ini.h"
 #include "../core/tm_log.h"
+#include "../core/tm_store.h"
 
 #define OPT(field) offsetof(struct ddp_options, field)
 
@@ -28,6 +30,9 @@ static const struct tm_opt dedup_opts[] = {
      "print the cluster of a document (its kept document and every duplicate) and exit"},
     {TM_OPT_STR, "export", 0, OPT(export_path), "FILE",
      "write every stored dedup decision as JSON Lines to FILE"},
+    {TM_OPT_STR, "input-epoch", 0, OPT(input_epoch), "LABEL",
+     "a label of the filter decisions read (tokenmill run sets it): generations deduplicated "
+     "under another label count as done with other settings"},
     {TM_OPT_END},
 };
 
@@ -40,6 +45,29 @@ static int dedup_run_cmd(void *vcfg, struct tm_run *run)
     }
     int progress = !run->common.no_progress && !run->common.quiet;
     return ddp_dedup_run(opt, progress, run->stats);
+}
+
+/* The generations a run would decide, from the stage records and the settings' hash. */
+static int dedup_plan_cmd(void *vcfg, struct tm_run *run, struct tm_plan *out)
+{
+    (void)run;
+    struct ddp_options *opt = vcfg;
+    if (!opt->workdir)
+        return TM_ERR_USAGE;
+    struct ddp_config cfg;
+    ddp_config_defaults(&cfg);
+    int rc = TM_OK;
+    if (opt->config)
+        rc = ddp_config_load(&cfg, opt->config);
+    if (rc == TM_OK)
+        rc = tm_ini_apply_sets(&opt->set, "--set", ddp_config_set_fn, &cfg);
+    if (rc == TM_OK)
+        rc = ddp_config_check(&cfg);
+    if (rc == TM_OK)
+        rc = tm_stage_plan(opt->workdir, "dedup",
+                           tm_stage_hash_epoch(ddp_config_hash(&cfg), opt->input_epoch), opt->redo,
+                           out);
+    return rc;
 }
 
 const struct tm_command ddp_dedup_command = {
@@ -58,4 +86,5 @@ const struct tm_command ddp_dedup_command = {
     .min_args = 0,
     .max_args = 0,
     .run = dedup_run_cmd,
+    .plan = dedup_plan_cmd,
 };

@@ -1128,7 +1128,7 @@ int ddp_dedup_run(const struct ddp_options *opt, int progress, cJSON *stats)
     for (int d = 0; d < TM_DOMAIN_COUNT; d++)
         if ((rc = ddp_config_params(&r.cfg, d, &r.params[d])))
             return rc;
-    r.hash = ddp_config_hash(&r.cfg);
+    r.hash = tm_stage_hash_epoch(ddp_config_hash(&r.cfg), opt->input_epoch);
     if (opt->print_config) {
         ddp_config_print(&r.cfg, stdout);
         return TM_OK;

@@ -20,6 +20,7 @@ struct ddp_options {
     int print_config;
     char *show_cluster; /* document id whose cluster to print, or NULL */
     char *export_path;  /* write every decision as JSONL here, or NULL */
+    char *input_epoch;  /* the filter decisions' label (tm_stage_hash_epoch), or NULL */
 };
 
 extern const struct tm_command ddp_dedup_command;

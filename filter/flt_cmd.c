@@ -6,6 +6,8 @@
 #include "../core/tm_err.h"
 #include "../core/tm_log.h"
 
+#include "../core/tm_store.h"
+
 #define OPT(field) offsetof(struct flt_options, field)
 
 static const struct tm_opt filter_opts[] = {
@@ -56,6 +58,24 @@ static int filter_run_cmd(void *vcfg, struct tm_run *run)
     return flt_filter_run(opt, progress, run->stats);
 }
 
+/* The generations a run would decide, from the stage records and the settings' hash. */
+static int filter_plan_cmd(void *vcfg, struct tm_run *run, struct tm_plan *out)
+{
+    (void)run;
+    struct flt_options *opt = vcfg;
+    if (!opt->workdir)
+        return TM_ERR_USAGE;
+    struct flt_config cfg;
+    struct flt_tox *tox = NULL;
+    uint64_t hash = 0;
+    int rc = flt_setup(opt, &cfg, &tox, &hash);
+    if (rc == TM_OK)
+        rc = tm_stage_plan(opt->workdir, "filter", hash, opt->redo, out);
+    flt_tox_free(tox);
+    flt_config_release(&cfg);
+    return rc;
+}
+
 const struct tm_command flt_filter_command = {
     .name = "filter",
     .summary = "decide which documents (and spans) toxicity and quality rules remove",
@@ -72,4 +92,5 @@ const struct tm_command flt_filter_command = {
     .min_args = 0,
     .max_args = 0,
     .run = filter_run_cmd,
+    .plan = filter_plan_cmd,
 };

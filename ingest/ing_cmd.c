@@ -80,40 +80,70 @@ static void print_summary(const cJSON *s)
     printf("  errors: %" PRId64 "\n", tm_stats_get(errors, "count"));
 }
 
-static int ingest_run_cmd(void *vcfg, struct tm_run *run)
+/* The inputs: the positional arguments, then the default corpus with --default-corpus.
+ * *owned (free with free_inputs) when the list had to be built. */
+static int gather_inputs(const struct ing_config *cfg, struct tm_run *run, char ***inputs,
+                         int *ninputs, char ***defaults, int *ndefaults)
 {
-    struct ing_config *cfg = vcfg;
-    char **inputs = run->args;
-    int ninputs = run->nargs, rc;
-    char **defaults = NULL;
-    int ndefaults = 0;
+    *inputs = run->args;
+    *ninputs = run->nargs;
+    *defaults = NULL;
+    *ndefaults = 0;
     if (!cfg->workdir) {
         tm_log_error("ingest: --workdir is required");
         return TM_ERR_USAGE;
     }
     if (cfg->default_corpus) {
-        defaults = ing_default_inputs(&ndefaults);
-        inputs = tm_xmalloc(sizeof(char *) * (size_t)(ninputs + ndefaults + 1));
-        for (int i = 0; i < ninputs; i++)
-            inputs[i] = run->args[i];
-        for (int i = 0; i < ndefaults; i++)
-            inputs[ninputs + i] = defaults[i];
-        ninputs += ndefaults;
+        *defaults = ing_default_inputs(ndefaults);
+        *inputs = tm_xmalloc(sizeof(char *) * (size_t)(*ninputs + *ndefaults + 1));
+        for (int i = 0; i < run->nargs; i++)
+            (*inputs)[i] = run->args[i];
+        for (int i = 0; i < *ndefaults; i++)
+            (*inputs)[run->nargs + i] = (*defaults)[i];
+        *ninputs += *ndefaults;
     }
-    if (ninputs == 0) {
+    if (*ninputs == 0) {
         tm_log_error("ingest: no inputs (name files or directories, or use --default-corpus)");
         return TM_ERR_USAGE;
     }
-    int progress = !run->common.no_progress && !run->common.quiet;
-    rc = ing_run(cfg, inputs, ninputs, progress, run->stats);
-    if (rc == TM_OK || rc == TM_ERR_PARTIAL)
-        print_summary(run->stats);
+    return TM_OK;
+}
+
+static void free_inputs(char **inputs, char **defaults, int ndefaults)
+{
     if (defaults) {
         for (int i = 0; i < ndefaults; i++)
             free(defaults[i]);
         free(defaults);
         free(inputs);
     }
+}
+
+static int ingest_run_cmd(void *vcfg, struct tm_run *run)
+{
+    struct ing_config *cfg = vcfg;
+    char **inputs, **defaults;
+    int ninputs, ndefaults;
+    int rc = gather_inputs(cfg, run, &inputs, &ninputs, &defaults, &ndefaults);
+    if (rc == TM_OK) {
+        int progress = !run->common.no_progress && !run->common.quiet;
+        rc = ing_run(cfg, inputs, ninputs, progress, run->stats);
+        if (rc == TM_OK || rc == TM_ERR_PARTIAL)
+            print_summary(run->stats);
+    }
+    free_inputs(inputs, defaults, ndefaults);
+    return rc;
+}
+
+static int ingest_plan_cmd(void *vcfg, struct tm_run *run, struct tm_plan *out)
+{
+    struct ing_config *cfg = vcfg;
+    char **inputs, **defaults;
+    int ninputs, ndefaults;
+    int rc = gather_inputs(cfg, run, &inputs, &ninputs, &defaults, &ndefaults);
+    if (rc == TM_OK)
+        rc = ing_plan(cfg, inputs, ninputs, out);
+    free_inputs(inputs, defaults, ndefaults);
     return rc;
 }
 
@@ -134,6 +164,7 @@ const struct tm_command ing_ingest_command = {
     .min_args = 0,
     .max_args = -1,
     .run = ingest_run_cmd,
+    .plan = ingest_plan_cmd,
 };
 
 /* ---- tokenmill inspect ----------------------------------------------------------------- */

@@ -18,6 +18,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "../core/tm_fs.h"
 #include "../core/tm_log.h"
 #include "../core/tm_mem.h"
+#include "../core/tm_opt.h"
 #include "../core/tm_progress.h"
 #include "../core/tm_stats.h"
 #include "../core/tm_store.h"
@@ -1252,5 +1254,104 @@ out:
     for (int d = 0; d <= ING_MAX_NESTING; d++)
         free(ig.readbuf[d]);
     free(ig.seen);
+    return rc;
+}
+
+/* ---- The plan -------------------------------------------------------------------------- */
+
+int ing_plan(const struct ing_config *cfg, char **inputs, int ninputs, struct tm_plan *out)
+{
+    struct ingest ig;
+    struct pathlist paths = {0};
+    memset(&ig, 0, sizeof(ig));
+    ig.cfg = cfg;
+    cJSON *scratch = cJSON_CreateObject(); /* the walk's counters, not reported */
+    ig.inputs_stats = tm_stats_obj(scratch, "inputs");
+    ig.skipped = tm_stats_obj(scratch, "skipped");
+    ig.error_list = cJSON_AddArrayToObject(scratch, "list");
+    int have_store = tm_store_exists(cfg->workdir), rc = TM_OK;
+    if (have_store && (rc = tm_store_open(&ig.store, cfg->workdir, TM_DB_RDONLY)) == TM_OK)
+        rc = tm_db_read(&ig.store.db, find_gen_fn, &ig);
+    uint64_t n_new = 0, n_changed = 0, n_unfinished = 0, n_same = 0, n_twice = 0;
+    if (rc == TM_OK)
+        expand_inputs(&ig, inputs, ninputs, &paths);
+    uint64_t n_missing = ig.errors; /* inputs the walk could not stat or open */
+    for (size_t i = 0; i < paths.n && rc == TM_OK; i++) {
+        struct tm_input old;
+        int found = 0;
+        int64_t mtime_ns = 0;
+        uint64_t size = 0;
+        char *abs = NULL;
+        const char *key = paths.items[i];
+        unsigned char math_hash[16];
+        int is_math = strcmp(key, ING_MATH_INPUT) == 0;
+        if (is_math) {
+            struct math_ctx mc = {.ig = &ig, .hashing = 1};
+            if (!(mc.hash = XXH3_createState())) {
+                rc = TM_ERR_NOMEM;
+                break;
+            }
+            XXH3_128bits_reset(mc.hash);
+            ing_mathgen(cfg->math_problems, math_emit, &mc);
+            hash_to_bytes(XXH3_128bits_digest(mc.hash), math_hash);
+            XXH3_freeState(mc.hash);
+            size = mc.bytes;
+        } else {
+            struct stat st;
+            if (stat(key, &st) != 0 || !(abs = realpath(key, NULL))) {
+                n_missing++; /* the run reports it */
+                continue;
+            }
+            if (seen_before(&ig, abs)) {
+                n_twice++;
+                free(abs);
+                continue;
+            }
+            key = abs;
+            size = (uint64_t)st.st_size;
+            mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        }
+        if (have_store)
+            rc = lookup_input(&ig, key, &old, &found);
+        if (rc == TM_OK) {
+            if (!found)
+                n_new++;
+            else if (old.state != TM_INPUT_DONE)
+                n_unfinished++;
+            else if (is_math ? memcmp(old.hash, math_hash, 16) == 0
+                             : old.size == size && old.mtime_ns == mtime_ns && !cfg->rehash)
+                n_same++;
+            else
+                n_changed++;
+        }
+        free(abs);
+    }
+    if (rc == TM_OK) {
+        uint64_t todo = n_new + n_changed + n_unfinished;
+        tm_plan_add(out,
+                    "%zu input%s: %" PRIu64 " new, %" PRIu64 " changed%s, %" PRIu64
+                    " unfinished, %" PRIu64 " unchanged",
+                    paths.n, paths.n == 1 ? "" : "s", n_new, n_changed,
+                    cfg->rehash ? " or to rehash" : " (size or mtime; the content decides)",
+                    n_unfinished, n_same);
+        if (n_twice)
+            tm_plan_add(out, ", %" PRIu64 " the same file as another", n_twice);
+        if (n_missing)
+            tm_plan_add(out, "; %" PRIu64 " cannot be read (the run reports them)", n_missing);
+        if (ig.gen_no)
+            tm_plan_add(out, "; generation %u, left open by an interrupted run, is finished",
+                        ig.gen_no);
+        else if (todo)
+            tm_plan_add(out, "; into generation %u", ig.last_gen + 1);
+        out->work = todo > 0 || ig.gen_no || n_missing;
+        out->new_gen = ig.gen_no ? ig.gen_no : todo ? ig.last_gen + 1 : 0;
+    }
+    for (size_t i = 0; i < paths.n; i++)
+        free(paths.items[i]);
+    free(paths.items);
+    free(ig.seen);
+    if (ig.store.db.env)
+        tm_store_close(&ig.store);
+    cJSON_Delete(scratch);
     return rc;
 }

@@ -16,6 +16,11 @@
  * progress display. */
 int ing_run(const struct ing_config *cfg, char **inputs, int ninputs, int progress, cJSON *stats);
 
+struct tm_plan;
+/* What ing_run() would do with the same inputs, from the files' sizes and mtimes against their
+ * fingerprints (the run hashes the content of those that differ); reads only. */
+int ing_plan(const struct ing_config *cfg, char **inputs, int ninputs, struct tm_plan *out);
+
 /* The input key of the generated math set. */
 #define ING_MATH_INPUT "tokenmill:math"
 

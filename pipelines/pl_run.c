@@ -5,9 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
+
+#include <cjson/cJSON.h>
 
 #include "dedup.h"
 #include "eval.h"
@@ -266,8 +271,8 @@ static int has_key(const struct stage_cfg *c, const char *key)
 
 /* argv for stage s: the command's name, --workdir, the pipeline's vocabulary where the stage
  * takes one and its section does not set it, the section's keys, then (ingest) the inputs. */
-static void build_argv(const struct pipeline *p, int s, const struct tm_run *run,
-                       struct argv_buf *a)
+static void build_argv(const struct pipeline *p, int s, const struct tm_run *run, const char *extra,
+                       const char *extra2, struct argv_buf *a)
 {
     const struct tm_command *cmd = stage_defs[s].cmd;
     const struct stage_cfg *c = &p->st[s];
@@ -285,6 +290,10 @@ static void build_argv(const struct pipeline *p, int s, const struct tm_run *run
         if (!has_key(c, "vocab"))
             push(a, opt_arg("vocab", p->vocab));
     }
+    if (extra)
+        push(a, tm_xstrdup(extra));
+    if (extra2 && *extra2)
+        push(a, tm_xstrdup(extra2));
     if (run->common.no_progress && has_opt(cmd, "no-progress"))
         push(a, tm_xstrdup("--no-progress"));
     if (run->common.quiet)
@@ -330,15 +339,10 @@ static const struct tm_opt run_opts[] = {
      "start at this stage (the earlier ones are skipped)"},
     {TM_OPT_STR, "only", 0, OPT(only), "STAGE", "run this stage alone"},
     {TM_OPT_FLAG, "dry-run", 'n', OPT(dry_run), NULL,
-     "print the plan (each stage's command line, or why it is skipped) and change nothing"},
+     "print the plan (what each stage would do, on which generations, and why; its command "
+     "line) and change nothing"},
     {TM_OPT_END},
 };
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 /* A stage section without keys ([filter] alone) still asks for its stage: the key callback never
  * sees it, so the section headers are read here (the file has parsed already). */
@@ -361,6 +365,241 @@ static void mark_sections(struct pipeline *p)
             p->st[st].present = 1;
     }
     free(data);
+}
+
+/* ---- what each stage has to do ----------------------------------------------------------------
+ */
+
+/* WORKDIR/pipeline/state.json: for the stages without records of their own (train-vocab,
+ * eval-bpb, eval-code, report), the signature of what their last successful run read: their
+ * command line and the files it names, the newest checkpoint, the shards. */
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static cJSON *state_load(const char *workdir)
+{
+    char path[4200], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/pipeline/state.json", workdir);
+    cJSON *j = NULL;
+    if (file_exists(path) && tm_read_file(path, 1 << 20, &text, &len) == TM_OK)
+        j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        j = cJSON_CreateObject();
+    }
+    return j;
+}
+
+static int state_save(const char *workdir, cJSON *state)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/pipeline/state.json", workdir);
+    char *text = cJSON_Print(state);
+    if (!text)
+        return TM_ERR_NOMEM;
+    int rc = tm_write_atomic(path, text, strlen(text));
+    cJSON_free(text);
+    return rc;
+}
+
+static void hash_stat(XXH3_state_t *h, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return;
+    int64_t v[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
+    XXH3_64bits_update(h, path, strlen(path) + 1);
+    XXH3_64bits_update(h, v, sizeof(v));
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every entry of directory `dir` (name, size, mtime), in name order. */
+static void hash_dir(XXH3_state_t *h, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            names = tm_xreallocarray(names, cap, sizeof(char *));
+        }
+        names[n++] = tm_path_join(dir, e->d_name);
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(names, n, sizeof(char *), cmp_name);
+    for (size_t i = 0; i < n; i++) {
+        hash_stat(h, names[i]);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* What a stage without records of its own reads: its command line, every file the line names,
+ * the vocabulary, the token shards and the checkpoints; settings_only: the command line alone
+ * (train-vocab, whose vocabulary is its output). */
+static void signature(const struct pipeline *p, const struct argv_buf *a, int settings_only,
+                      char out[17])
+{
+    XXH3_state_t *h = XXH3_createState();
+    XXH3_64bits_reset(h);
+    for (int i = 0; i < a->n; i++) {
+        if (!strcmp(a->v[i], "--quiet") || !strcmp(a->v[i], "--no-progress"))
+            continue;
+        XXH3_64bits_update(h, a->v[i], strlen(a->v[i]) + 1);
+        const char *eq = strchr(a->v[i], '=');
+        struct stat st;
+        if (!settings_only && eq && stat(eq + 1, &st) == 0 && S_ISREG(st.st_mode))
+            hash_stat(h, eq + 1);
+    }
+    if (settings_only)
+        goto done;
+    hash_stat(h, p->vocab);
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/tokens", p->workdir);
+    hash_dir(h, dir);
+    snprintf(dir, sizeof(dir), "%s/train", p->workdir);
+    hash_dir(h, dir);
+done:
+    snprintf(out, 17, "%016" PRIx64, (uint64_t)XXH3_64bits_digest(h));
+    XXH3_freeState(h);
+}
+
+/* The run's decision for one stage. */
+struct decision {
+    int run;          /* 1: run it */
+    const char *flag; /* an option added to its command line (--redo, --fresh), or NULL */
+    char why[1400];   /* the plan line */
+    char sig[17];     /* signature-tracked stages: what to record after success */
+    unsigned new_gen; /* ingest: the generation it would add or finish */
+    char epoch[80];   /* dedup, tokenize: --input-epoch=LABEL of the decisions they read */
+};
+
+/* The redo epochs (state.json "epochs"): each time the filter or the dedup redoes every
+ * generation, its epoch grows before it starts; the stages after it read that in their
+ * --input-epoch label and so find every generation done under another label: they redo too.
+ * A kill cannot lose such a redo, and a redo killed half-way goes on from where it was (the
+ * generations it finished carry the new label). Epoch 0 (never redone) adds no label, so runs
+ * of the stages by hand and by a pipeline mix freely until the first redo. */
+static long epoch_of(cJSON *state, int s)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(state, "epochs"), stage_defs[s].name);
+    return cJSON_IsNumber(e) ? (long)e->valuedouble : 0;
+}
+
+static void epoch_bump(cJSON *state, int s)
+{
+    long next = epoch_of(state, s) + 1;
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(state, "epochs");
+    if (!e)
+        e = cJSON_AddObjectToObject(state, "epochs");
+    cJSON_DeleteItemFromObjectCaseSensitive(e, stage_defs[s].name);
+    cJSON_AddNumberToObject(e, stage_defs[s].name, (double)next);
+}
+
+static void epoch_arg(cJSON *state, int s, char *out, size_t n)
+{
+    long f = epoch_of(state, ST_FILTER), d = s == ST_TOKENIZE ? epoch_of(state, ST_DEDUP) : 0;
+    out[0] = 0;
+    if (s == ST_DEDUP && f)
+        snprintf(out, n, "--input-epoch=f%ld", f);
+    else if (s == ST_TOKENIZE && (f || d))
+        snprintf(out, n, "--input-epoch=f%ld.d%ld", f, d);
+}
+
+/* Decides stage s from its own plan (the command's plan function) or, for the stages without
+ * records, from the signature recorded after their last successful run. cause: what an earlier
+ * stage of this run redid, or NULL. ran_before: some earlier stage runs in this run. */
+static int decide(const struct pipeline *p, int s, const struct tm_run *run, cJSON *state,
+                  const char *cause, int ran_before, unsigned pending_gen, struct decision *d)
+{
+    memset(d, 0, sizeof(*d));
+    const struct tm_command *cmd = stage_defs[s].cmd;
+    struct argv_buf a = {0};
+    int rc = TM_OK;
+    if (s == ST_TRAIN_VOCAB || s == ST_EVAL_BPB || s == ST_EVAL_CODE || s == ST_REPORT) {
+        build_argv(p, s, run, NULL, NULL, &a);
+        signature(p, &a, s == ST_TRAIN_VOCAB, d->sig);
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(state, stage_defs[s].name);
+        const char *was = cJSON_IsString(old) ? old->valuestring : NULL;
+        if (s == ST_TRAIN_VOCAB) {
+            if (!file_exists(p->vocab)) {
+                d->run = 1;
+                snprintf(d->why, sizeof(d->why), "%s does not exist yet", p->vocab);
+            } else if (was && strcmp(was, d->sig) != 0) {
+                d->run = 1;
+                snprintf(d->why, sizeof(d->why),
+                         "its settings changed: a new %s (tokenize redoes every generation, "
+                         "train starts over)",
+                         p->vocab);
+            } else {
+                snprintf(d->why, sizeof(d->why), "%s exists%s", p->vocab,
+                         was ? " (made with these settings)" : "");
+            }
+        } else if (s == ST_REPORT) {
+            char path[4200];
+            snprintf(path, sizeof(path), "%s/report/report.json", p->workdir);
+            d->run = ran_before || !was || strcmp(was, d->sig) != 0 || !file_exists(path);
+            snprintf(d->why, sizeof(d->why), "%s",
+                     ran_before                   ? "earlier stages ran in this run"
+                     : !was || !file_exists(path) ? "no report yet"
+                     : strcmp(was, d->sig) != 0   ? "its inputs or settings changed"
+                                                  : "nothing changed since the last report");
+        } else {
+            d->run = !was || strcmp(was, d->sig) != 0;
+            snprintf(d->why, sizeof(d->why), "%s",
+                     !was     ? "not evaluated yet"
+                     : d->run ? "the model, the shards or the settings changed since the last "
+                                "evaluation"
+                              : "nothing changed since the last evaluation");
+        }
+        free_argv(&a);
+        return TM_OK;
+    }
+    /* Stages with a plan of their own. */
+    epoch_arg(state, s, d->epoch, sizeof(d->epoch));
+    build_argv(p, s, run, NULL, d->epoch, &a);
+    struct tm_plan plan;
+    rc = tm_command_plan(cmd, a.n, a.v, &plan);
+    free_argv(&a);
+    if (rc)
+        return rc;
+    d->run = plan.work;
+    if (plan.stale) {
+        d->flag = s == ST_TRAIN ? "--fresh" : "--redo";
+        d->run = 1;
+        snprintf(d->why, sizeof(d->why), "%s; so %s: %s%s%s", plan.what, d->flag,
+                 s == ST_TRAIN ? "training starts over" : "every generation again",
+                 cause ? ", after " : "", cause ? cause : "");
+    } else {
+        snprintf(d->why, sizeof(d->why), "%s", plan.what);
+    }
+    /* A dry run: the generation ingest would add is new to every stage after it. */
+    if (pending_gen && (s == ST_FILTER || s == ST_DEDUP || s == ST_TOKENIZE)) {
+        size_t n = strlen(d->why);
+        snprintf(d->why + n, sizeof(d->why) - n, "; generation %u, once ingest has run",
+                 pending_gen);
+        d->run = 1;
+    }
+    if (s == ST_INGEST)
+        d->new_gen = plan.new_gen;
+    return TM_OK;
 }
 
 /* ---- the run's log file ---------------------------------------------------------------------- */
@@ -496,45 +735,90 @@ static int run_cmd(void *vcfg, struct tm_run *run)
         tm_log_info("run: %s: log in %s", path, log_path);
     }
     double t0 = tm_now();
-    int ran = 0, partial = 0, last = -1;
+    int ran = 0, skipped = 0, partial = 0, last = -1;
+    unsigned pending_gen = 0;
+    const char *cause = NULL; /* what an earlier stage of this run redid */
+    cJSON *state = state_load(p.workdir);
     cJSON *stages = cJSON_AddArrayToObject(tm_stats_obj(run->stats, "run"), "stages");
     for (int s = 0; s < N_STAGES && rc == TM_OK; s++) {
         if (!want[s] || s < from ||
             (only >= 0 && s != only && !(only == ST_TOKENIZE && s == ST_TRAIN_VOCAB)))
             continue;
-        if (s == ST_TRAIN_VOCAB && file_exists(p.vocab)) {
-            printf("run: train-vocab: skipped, %s exists\n", p.vocab);
+        /* Each stage is planned just before it runs, so it sees what the earlier ones did; a
+         * dry run plans on the workdir as it is. */
+        struct decision d;
+        int drc = decide(&p, s, run, state, cause, ran > 0 || (opt->dry_run && last >= 0),
+                         opt->dry_run ? pending_gen : 0, &d);
+        if (drc) {
+            tm_log_error("run: %s: cannot plan the stage (%s)", stage_defs[s].name,
+                         tm_errname(drc));
+            rc = drc;
+            last = s;
+            break;
+        }
+        if (s == ST_INGEST && d.run)
+            pending_gen = d.new_gen;
+        printf("run: %s: %s%s%s\n", stage_defs[s].name, d.run ? "" : "nothing to do: ", d.why,
+               opt->dry_run && last >= 0 && s >= ST_TRAIN_VOCAB && s != ST_REPORT
+                   ? " [as the workdir is now, before the stages above run]"
+                   : "");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "stage", stage_defs[s].name);
+        cJSON_AddStringToObject(o, "plan", d.why);
+        cJSON_AddItemToArray(stages, o);
+        /* A filter or dedup redo starts a new epoch, recorded before it runs (see epoch_of). */
+        if (d.run && d.flag && !strcmp(d.flag, "--redo") && (s == ST_FILTER || s == ST_DEDUP)) {
+            epoch_bump(state, s);
+            cause = s == ST_FILTER ? "the filter's redo" : "the dedup's redo";
+            if (!opt->dry_run && (rc = state_save(p.workdir, state)))
+                break;
+        }
+        if (d.run && s == ST_TRAIN_VOCAB && file_exists(p.vocab))
+            cause = "the new vocabulary";
+        if (!d.run) {
+            cJSON_AddStringToObject(o, "status", "nothing_to_do");
+            skipped++;
             continue;
         }
         struct argv_buf a = {0};
-        build_argv(&p, s, run, &a);
+        build_argv(&p, s, run, d.flag, d.epoch, &a);
         printf("run: %s:", stage_defs[s].name);
         for (int i = 0; i < a.n; i++)
             printf(" %s", a.v[i]);
         printf("\n");
         fflush(stdout);
-        if (!opt->dry_run) {
-            double ts = tm_now();
-            int src = tm_command_main(stage_defs[s].cmd, "tokenmill", a.n, a.v);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "stage", stage_defs[s].name);
-            cJSON_AddStringToObject(o, "status", tm_errname(src));
-            cJSON_AddNumberToObject(o, "seconds", tm_now() - ts);
-            cJSON_AddItemToArray(stages, o);
-            ran++;
-            last = s;
-            if (src == TM_ERR_PARTIAL)
-                partial = 1;
-            else if (src != TM_OK) {
-                tm_log_error("run: stage %s failed (%s); the later stages were not run",
-                             stage_defs[s].name, tm_errname(src));
-                rc = src;
+        last = s;
+        if (opt->dry_run) {
+            cJSON_AddStringToObject(o, "status", "planned");
+            free_argv(&a);
+            continue;
+        }
+        double ts = tm_now();
+        int src = tm_command_main(stage_defs[s].cmd, "tokenmill", a.n, a.v);
+        free_argv(&a);
+        cJSON_AddStringToObject(o, "status", tm_errname(src));
+        cJSON_AddNumberToObject(o, "seconds", tm_now() - ts);
+        ran++;
+        if (src == TM_ERR_PARTIAL) {
+            partial = 1;
+        } else if (src != TM_OK) {
+            tm_log_error("run: stage %s failed (%s); the later stages were not run",
+                         stage_defs[s].name, tm_errname(src));
+            rc = src;
+        }
+        if (rc == TM_OK && d.sig[0]) {
+            cJSON_DeleteItemFromObjectCaseSensitive(state, stage_defs[s].name);
+            cJSON_AddStringToObject(state, stage_defs[s].name, d.sig);
+            int wrc = state_save(p.workdir, state);
+            if (wrc) {
+                tm_log_error("run: cannot record the state in %s/pipeline", p.workdir);
+                rc = wrc;
             }
         }
-        free_argv(&a);
     }
+    cJSON_Delete(state);
     if (!opt->dry_run)
-        tm_log_info("run: %d stages, %s", ran,
+        tm_log_info("run: %d stages run, %d with nothing to do, %s", ran, skipped,
                     rc        ? tm_errname(rc)
                     : partial ? "done with input errors"
                               : "done");
@@ -544,12 +828,16 @@ static int run_cmd(void *vcfg, struct tm_run *run)
     }
     if (lock >= 0)
         tm_unlock(lock);
-    if (!opt->dry_run)
-        printf("run: %s: %d stages in %.1f s, %s%s\n", p.workdir, ran, tm_now() - t0,
+    if (!opt->dry_run) {
+        char skip_note[64] = "";
+        if (skipped)
+            snprintf(skip_note, sizeof(skip_note), " (%d with nothing to do)", skipped);
+        printf("run: %s: %d stages in %.1f s%s, %s%s\n", p.workdir, ran, tm_now() - t0, skip_note,
                rc        ? "failed at "
                : partial ? "done with input errors"
                          : "done",
                rc && last >= 0 ? stage_defs[last].name : "");
+    }
     pipeline_free(&p);
     return rc ? rc : partial ? TM_ERR_PARTIAL : TM_OK;
 }
@@ -562,10 +850,12 @@ const struct tm_command pl_run_command = {
         "Reads PIPELINE.ini: [pipeline] (workdir, stages, vocab, and variables for ${name}), then\n"
         "one section per stage (ingest, filter, dedup, train-vocab, tokenize, train, eval-bpb,\n"
         "eval-code, report) whose keys are that command's options, checked before anything\n"
-        "runs; [ingest] inputs lists the input paths. Runs the stages in that order, each doing\n"
-        "only what is new since its last run, holding WORKDIR/pipeline/lock throughout (a\n"
-        "concurrent run exits at once with the locked exit code), and stops at the first that\n"
-        "fails. The vocabulary is trained only when its file does not exist yet.",
+        "runs; [ingest] inputs lists the input paths. Runs the stages in that order, each only\n"
+        "when it has something new to do (its plan line says what and why), holding\n"
+        "WORKDIR/pipeline/lock throughout (a concurrent run exits at once with the locked exit\n"
+        "code), and stops at the first that fails. A stage whose settings changed redoes every\n"
+        "generation, and the stages its output feeds redo theirs (see pipelines/pipeline.h).\n"
+        "Exit status: 0 success, 1 failure, 2 usage, 3 done with input errors, 4 locked.",
     .opts = run_opts,
     .cfg_size = sizeof(struct run_options),
     .min_args = 1,

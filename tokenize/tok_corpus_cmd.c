@@ -37,8 +37,20 @@ static const struct tm_opt tokenize_opts[] = {
      "decisions", 0, 0, tok_require_names},
     {TM_OPT_FLAG, "redo", 0, OPT(redo), NULL,
      "delete every shard and tokenize all generations again (after changing the tokenizer)"},
+    {TM_OPT_STR, "input-epoch", 0, OPT(input_epoch), "LABEL",
+     "a label of the filter and dedup decisions read (tokenmill run sets it): generations "
+     "tokenized under another label count as done with other settings"},
     {TM_OPT_END},
 };
+
+static int tokenize_plan_cmd(void *vcfg, struct tm_run *run, struct tm_plan *out)
+{
+    (void)run;
+    struct tok_run_options *opt = vcfg;
+    if (!opt->workdir || !opt->vocab)
+        return TM_ERR_USAGE;
+    return tok_tokenize_plan(opt, out);
+}
 
 static int tokenize_cmd(void *vcfg, struct tm_run *run)
 {
@@ -68,6 +80,7 @@ const struct tm_command tok_tokenize_command = {
     .min_args = 0,
     .max_args = 0,
     .run = tokenize_cmd,
+    .plan = tokenize_plan_cmd,
 };
 
 #undef OPT

@@ -31,6 +31,7 @@
 #include "tm_err.h"
 #include "tm_fs.h"
 #include "tm_log.h"
+#include "tm_opt.h"
 #include "tm_mem.h"
 #include "tm_progress.h"
 #include "tm_stats.h"
@@ -436,7 +437,8 @@ int tok_tokenize_run(const struct tok_run_options *opt, int progress, cJSON *sta
     if ((rc = tok_tokenizer_load(opt->vocab, opt->pattern - 1, &r.tk)))
         goto out;
     r.val_ppm = (uint32_t)llround(opt->val_fraction * 1e6);
-    r.cfg_hash = r.tk.hash ^ ((uint64_t)r.val_ppm * 0x9E3779B97F4A7C15ull);
+    r.cfg_hash = tm_stage_hash_epoch(r.tk.hash ^ ((uint64_t)r.val_ppm * 0x9E3779B97F4A7C15ull),
+                                     opt->input_epoch);
     snprintf(r.tokens_dir, sizeof r.tokens_dir, "%s/tokens", opt->workdir);
     if ((rc = tm_mkdirs(r.tokens_dir)))
         goto out;
@@ -518,5 +520,51 @@ out:
     free(gens);
     run_release(&r);
     tm_unlock(lock);
+    return rc;
+}
+
+int tok_tokenize_plan(const struct tok_run_options *opt, struct tm_plan *out)
+{
+    struct stat sb;
+    if (stat(opt->vocab, &sb) != 0) {
+        /* Made by an earlier stage of the same pipeline: everything is new to it. */
+        tm_plan_add(out, "every generation, with the vocabulary %s (not made yet)", opt->vocab);
+        out->work = 1;
+        return TM_OK;
+    }
+    struct tok_tokenizer tk;
+    memset(&tk, 0, sizeof tk);
+    int rc = tok_tokenizer_load(opt->vocab, opt->pattern - 1, &tk);
+    if (rc) {
+        tok_tokenizer_release(&tk);
+        return rc;
+    }
+    uint32_t val_ppm = (uint32_t)llround(opt->val_fraction * 1e6);
+    uint64_t hash = tm_stage_hash_epoch(tk.hash ^ ((uint64_t)val_ppm * 0x9E3779B97F4A7C15ull),
+                                        opt->input_epoch);
+    /* The shards' tokenizer: another one (or another validation fraction) takes --redo. */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/tokens", opt->workdir);
+    uint64_t *nums = NULL;
+    size_t n = 0;
+    tok_corpus_list(dir, &nums, &n);
+    int other = 0;
+    for (size_t i = 0; i < n && !other && rc == TM_OK; i++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/shard-%06" PRIu64, dir, nums[i]);
+        struct tok_shard_meta m;
+        if ((rc = tok_shard_read_meta(path, &m)) == TM_OK)
+            other = m.tokenizer_hash != tk.hash || m.val_ppm != val_ppm;
+    }
+    free(nums);
+    if (rc == TM_OK)
+        rc = tm_stage_plan(opt->workdir, STAGE_NAME, hash, opt->redo, out);
+    if (rc == TM_OK && other && !opt->redo) {
+        tm_plan_add(out, "; the shards were made with another tokenizer or validation fraction");
+        out->stale = 1;
+    }
+    if (rc == TM_OK)
+        tm_plan_add(out, " (%zu shard%s now)", n, n == 1 ? "" : "s");
+    tok_tokenizer_release(&tk);
     return rc;
 }

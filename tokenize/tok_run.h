@@ -18,12 +18,18 @@ struct tok_run_options {
     size_t batch_bytes;
     int require; /* enum tok_require */
     int redo;
+    char *input_epoch; /* the filter and dedup decisions' label (tm_stage_hash_epoch), or NULL */
 };
 
 /* Tokenizes the kept documents of the generations not tokenized yet into new shards. TM_OK,
  * TM_ERR_PARTIAL (some documents could not be read or encoded: counted, logged, skipped),
  * TM_ERR_LOCKED, TM_ERR_USAGE (shards made with another tokenizer), store and I/O errors. */
 int tok_tokenize_run(const struct tok_run_options *opt, int progress, struct cJSON *stats);
+
+struct tm_plan;
+/* What tok_tokenize_run() would do now (see tm_command.plan); reads only. Shards of another
+ * tokenizer or validation fraction make the plan stale (a run refuses them without redo). */
+int tok_tokenize_plan(const struct tok_run_options *opt, struct tm_plan *out);
 
 struct tok_export_options {
     char *workdir;

@@ -513,26 +513,29 @@ static void fill_stats(cJSON *stats, const struct summary *s)
     tm_stats_set_num(sec, "total", s->t_total);
 }
 
+/* The sidecar first, then the vocabulary: a kill between the two leaves no vocabulary, so a
+ * rerun (or a pipeline, which trains the vocabulary while its file is missing) makes both again;
+ * the other order could leave a vocabulary whose pattern and special tokens are lost. */
 static int write_outputs(const struct summary *s)
 {
     struct tm_buf b;
-    tm_buf_init(&b, 0);
-    int rc = tok_trained_write_tiktoken(s->tr, &b);
-    if (rc == TM_OK)
-        rc = tm_write_atomic(s->opt->out, b.data ? b.data : "", b.len);
-    tm_buf_release(&b);
-    if (rc != TM_OK)
-        return rc;
     char *json = sidecar_json(s);
     char *path = tm_xmalloc(strlen(s->opt->out) + 6);
     sprintf(path, "%s.json", s->opt->out);
     tm_buf_init(&b, 0);
     tm_buf_puts(&b, json);
     tm_buf_putc(&b, '\n');
-    rc = tm_write_atomic(path, b.data, b.len);
+    int rc = tm_write_atomic(path, b.data, b.len);
     tm_buf_release(&b);
     free(path);
     free(json);
+    if (rc != TM_OK)
+        return rc;
+    tm_buf_init(&b, 0);
+    rc = tok_trained_write_tiktoken(s->tr, &b);
+    if (rc == TM_OK)
+        rc = tm_write_atomic(s->opt->out, b.data ? b.data : "", b.len);
+    tm_buf_release(&b);
     return rc;
 }
 

@@ -482,7 +482,8 @@ static int64_t ckpt_step(const char *name)
 }
 
 /* The complete checkpoints' steps, ascending, in *steps (caller frees); removes *.partial. */
-static int list_ckpts(const char *dir, int64_t **steps, size_t *n)
+/* The complete checkpoints' steps, ascending; clean: remove unfinished ones met. */
+static int list_ckpts(const char *dir, int64_t **steps, size_t *n, int clean)
 {
     *steps = NULL;
     *n = 0;
@@ -494,7 +495,7 @@ static int list_ckpts(const char *dir, int64_t **steps, size_t *n)
     int rc = TM_OK;
     while ((e = readdir(d))) {
         size_t nl = strlen(e->d_name), sl = strlen(TR_PARTIAL_SUFFIX);
-        if (!strncmp(e->d_name, TR_CKPT_PREFIX, strlen(TR_CKPT_PREFIX)) && nl > sl &&
+        if (clean && !strncmp(e->d_name, TR_CKPT_PREFIX, strlen(TR_CKPT_PREFIX)) && nl > sl &&
             !strcmp(e->d_name + nl - sl, TR_PARTIAL_SUFFIX)) {
             char *p = tm_path_join(dir, e->d_name);
             tm_log_info("%s: removing an unfinished checkpoint", p);
@@ -533,7 +534,17 @@ int tr_ckpt_latest(const char *train_dir, int64_t *step)
 {
     int64_t *steps;
     size_t n;
-    int rc = list_ckpts(train_dir, &steps, &n);
+    int rc = list_ckpts(train_dir, &steps, &n, 1);
+    *step = n ? steps[n - 1] : -1;
+    free(steps);
+    return rc;
+}
+
+int tr_ckpt_newest(const char *train_dir, int64_t *step)
+{
+    int64_t *steps;
+    size_t n;
+    int rc = list_ckpts(train_dir, &steps, &n, 0);
     *step = n ? steps[n - 1] : -1;
     free(steps);
     return rc;
@@ -565,7 +576,10 @@ int tr_ckpt_save(const char *train_dir, const struct tr_model *m, const struct t
         rc = tr_state_write(m, st, f_state);
     if (rc == TM_OK) {
         cJSON *j = tr_config_json(mc, t);
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(j, "data"), "tokenizer_hash", tok_s);
+        cJSON *data = cJSON_AddObjectToObject(j, "data");
+        cJSON_AddStringToObject(data, "tokenizer_hash", tok_s);
+        cJSON_AddStringToObject(data, "corpus", st->corpus);
+        cJSON_AddNumberToObject(data, "target_step", (double)st->target);
         conf = cJSON_Print(j);
         cJSON_Delete(j);
         struct wfile f;
@@ -590,7 +604,7 @@ int tr_ckpt_save(const char *train_dir, const struct tr_model *m, const struct t
     if (rc == TM_OK) {
         int64_t *steps;
         size_t n;
-        rc = list_ckpts(train_dir, &steps, &n);
+        rc = list_ckpts(train_dir, &steps, &n, 1);
         for (size_t i = 0; rc == TM_OK && n > (size_t)keep && i < n - (size_t)keep; i++) {
             char *old = ckpt_dir(train_dir, steps[i], "");
             rc = remove_dir(old);
@@ -607,6 +621,42 @@ int tr_ckpt_save(const char *train_dir, const struct tr_model *m, const struct t
     return rc;
 }
 
+int tr_ckpt_info(const char *train_dir, int64_t step, const struct tr_config *mc,
+                 struct tr_ckpt_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    char *dir = ckpt_dir(train_dir, step, "");
+    char *f_conf = tm_path_join(dir, "config.json");
+    char *text = NULL;
+    size_t len = 0;
+    int rc = tm_read_file(f_conf, 1 << 20, &text, &len);
+    cJSON *saved = rc == TM_OK ? cJSON_ParseWithLength(text, len) : NULL;
+    if (rc == TM_OK && !saved) {
+        tm_log_error("%s: not JSON", f_conf);
+        rc = TM_ERR_FORMAT;
+    }
+    if (rc == TM_OK) {
+        cJSON *now = tr_config_json(mc, NULL);
+        const cJSON *sm = cJSON_GetObjectItemCaseSensitive(saved, "model");
+        out->model_same =
+            sm && cJSON_Compare(sm, cJSON_GetObjectItemCaseSensitive(now, "model"), 1);
+        cJSON_Delete(now);
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(saved, "data");
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(data, "tokenizer_hash");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(data, "corpus");
+        const cJSON *tg = cJSON_GetObjectItemCaseSensitive(data, "target_step");
+        snprintf(out->tokenizer, sizeof(out->tokenizer), "%s",
+                 cJSON_IsString(h) ? h->valuestring : "");
+        snprintf(out->corpus, sizeof(out->corpus), "%s", cJSON_IsString(c) ? c->valuestring : "");
+        out->target = cJSON_IsNumber(tg) ? (int64_t)tg->valuedouble : 0;
+    }
+    cJSON_Delete(saved);
+    free(text);
+    free(f_conf);
+    free(dir);
+    return rc;
+}
+
 int tr_ckpt_load(const char *train_dir, int64_t step, struct tr_model *m, struct tr_state *st,
                  const struct tr_config *mc)
 {
@@ -614,31 +664,27 @@ int tr_ckpt_load(const char *train_dir, int64_t step, struct tr_model *m, struct
     char *f_model = tm_path_join(dir, "model.safetensors");
     char *f_state = tm_path_join(dir, "state.bin");
     char *f_conf = tm_path_join(dir, "config.json");
-    char *text = NULL;
-    size_t len = 0;
-    cJSON *saved = NULL, *now = tr_config_json(mc, NULL);
-    int rc = tm_read_file(f_conf, 1 << 20, &text, &len);
-    if (rc == TM_OK) {
-        saved = cJSON_ParseWithLength(text, len);
-        const cJSON *sm = cJSON_GetObjectItemCaseSensitive(saved, "model");
-        if (!sm || !cJSON_Compare(sm, cJSON_GetObjectItemCaseSensitive(now, "model"), 1)) {
-            tm_log_error("%s: the [model] settings differ from the checkpoint's; use --fresh to "
-                         "start over",
-                         f_conf);
-            rc = TM_ERR_USAGE;
-        }
+    struct tr_ckpt_info info;
+    int rc = tr_ckpt_info(train_dir, step, mc, &info);
+    if (rc == TM_OK && !info.model_same) {
+        tm_log_error("%s: the [model] settings differ from the checkpoint's; use --fresh to "
+                     "start over",
+                     f_conf);
+        rc = TM_ERR_USAGE;
     }
     if (rc == TM_OK && st->tokenizer_hash) {
         char want[32];
         snprintf(want, sizeof(want), "%016" PRIx64, st->tokenizer_hash);
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(saved, "data"), "tokenizer_hash");
-        if (!cJSON_IsString(h) || strcmp(h->valuestring, want) != 0) {
+        if (strcmp(info.tokenizer, want) != 0) {
             tm_log_error("%s: trained on shards of tokenizer %s, the workdir's is %s; use --fresh "
                          "to start over",
-                         f_conf, cJSON_IsString(h) ? h->valuestring : "(none)", want);
+                         f_conf, info.tokenizer[0] ? info.tokenizer : "(none)", want);
             rc = TM_ERR_USAGE;
         }
+    }
+    if (rc == TM_OK) {
+        memcpy(st->corpus, info.corpus, sizeof(st->corpus));
+        st->target = info.target;
     }
     if (rc == TM_OK)
         rc = tr_safetensors_read(m, f_model);
@@ -649,9 +695,6 @@ int tr_ckpt_load(const char *train_dir, int64_t step, struct tr_model *m, struct
                      step);
         rc = TM_ERR_FORMAT;
     }
-    cJSON_Delete(now);
-    cJSON_Delete(saved);
-    free(text);
     free(f_conf);
     free(f_state);
     free(f_model);
@@ -663,7 +706,7 @@ int tr_ckpt_remove_all(const char *train_dir)
 {
     int64_t *steps;
     size_t n;
-    int rc = list_ckpts(train_dir, &steps, &n);
+    int rc = list_ckpts(train_dir, &steps, &n, 1);
     for (size_t i = 0; rc == TM_OK && i < n; i++) {
         char *dir = ckpt_dir(train_dir, steps[i], "");
         rc = remove_dir(dir);

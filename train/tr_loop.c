@@ -19,6 +19,7 @@
 #include "tm_ini.h"
 #include "tm_log.h"
 #include "tm_mem.h"
+#include "tm_opt.h"
 #include "tm_progress.h"
 #include "tm_stats.h"
 #include "tokenize.h"
@@ -387,6 +388,106 @@ static int setup(struct trainer *t)
     return TM_OK;
 }
 
+/* The corpus as a continued run compares it: shards, tokens of both splits, and the document
+ * id the last shard ends before (tokenize appends shards, never rewrites one in place except
+ * with --redo, which renumbers and so changes the tokens or the end). */
+static void corpus_id(const struct tok_corpus *c, char *out, size_t n)
+{
+    uint64_t tokens = 0;
+    for (int sp = 0; sp < 2; sp++)
+        for (int d = 0; d < 3; d++)
+            tokens += tok_corpus_tokens(c, sp, d);
+    size_t k = tok_corpus_shards(c);
+    uint64_t end = k ? tok_shard_get_meta(tok_corpus_shard(c, k - 1))->next_doc : 0;
+    snprintf(out, n, "%zu:%" PRIu64 ":%016" PRIx64, k, tokens, end);
+}
+
+/* The step a run stops at before --until: [train] steps; for a continued run whose corpus
+ * differs from the one the newest checkpoint (at step done) was trained towards, continue_steps
+ * past it (*changed = 1); with the same corpus, what that run was training towards. */
+static int64_t target_step(const struct tr_run_opts *o, const struct tr_train_cfg *tc, int64_t done,
+                           const char *ck_corpus, int64_t ck_target, const char *now, int *changed)
+{
+    int64_t target = tc->steps;
+    *changed = 0;
+    if (done > 0 && o->continue_steps > 0) {
+        if (strcmp(ck_corpus, now) != 0) {
+            *changed = 1;
+            if (done + o->continue_steps > target)
+                target = done + o->continue_steps;
+        } else if (ck_target > target) {
+            target = ck_target;
+        }
+    }
+    return target;
+}
+
+int tr_train_plan(const struct tr_run_opts *o, struct tm_plan *out)
+{
+    struct tr_config mc;
+    struct tr_train_cfg tc;
+    int rc = tr_train_load(o->config, &mc, &tc);
+    if (rc)
+        return rc;
+    char *tokens = tm_path_join(o->workdir, "tokens");
+    uint64_t *nums = NULL;
+    size_t nshards = 0;
+    tok_corpus_list(tokens, &nums, &nshards);
+    free(nums);
+    free(tokens);
+    if (nshards == 0) {
+        tm_plan_add(out, "steps 0 to %d, on the token shards to come", tc.steps);
+        out->work = 1;
+        return TM_OK;
+    }
+    struct tok_corpus *c = NULL;
+    if ((rc = tok_corpus_open(o->workdir, 0, &c)))
+        return rc;
+    char now[64], want[32];
+    corpus_id(c, now, sizeof(now));
+    snprintf(want, sizeof(want), "%016" PRIx64, tok_corpus_meta(c)->tokenizer_hash);
+    tok_corpus_free(c);
+    char *train_dir = tm_path_join(o->workdir, "train");
+    int64_t latest = -1;
+    struct tr_ckpt_info info;
+    rc = tr_ckpt_newest(train_dir, &latest);
+    if (rc == TM_OK && latest >= 0 && !o->fresh)
+        rc = tr_ckpt_info(train_dir, latest, &mc, &info);
+    if (rc) {
+        free(train_dir);
+        return rc;
+    }
+    int64_t stop = tc.steps;
+    if (o->fresh || latest < 0) {
+        tm_plan_add(out, "steps 0 to %" PRId64 " (%s)",
+                    o->until > 0 && o->until < stop ? o->until : stop,
+                    o->fresh ? "--fresh: earlier checkpoints are deleted" : "no checkpoint yet");
+        out->work = 1;
+    } else if (!info.model_same) {
+        tm_plan_add(out, "ckpt-%" PRId64 " has other [model] settings", latest);
+        out->stale = 1;
+    } else if (strcmp(info.tokenizer, want) != 0) {
+        tm_plan_add(out, "ckpt-%" PRId64 " was trained on shards of another tokenizer", latest);
+        out->stale = 1;
+    } else {
+        int changed;
+        stop = target_step(o, &tc, latest, info.corpus, info.target, now, &changed);
+        if (o->until > 0 && o->until < stop)
+            stop = o->until;
+        if (latest >= stop)
+            tm_plan_add(out, "ckpt-%" PRId64 " is the end of the run%s", latest,
+                        o->continue_steps > 0 ? " (the shards did not change since)" : "");
+        else
+            tm_plan_add(out, "steps %" PRId64 " to %" PRId64 " (%s)", latest, stop,
+                        changed                ? "the shards changed since the newest checkpoint"
+                        : latest < info.target ? "finishing an interrupted run"
+                                               : "towards [train] steps");
+        out->work = latest < stop;
+    }
+    free(train_dir);
+    return TM_OK;
+}
+
 int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
 {
     struct trainer t;
@@ -394,7 +495,7 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
     t.o = o;
     int lock = -1;
     int rc = TM_OK;
-    int64_t done = 0, latest = -1, stop = 0;
+    int64_t done = 0, latest = -1, stop = 0, first = 0;
     struct tr_state st = {0};
     double val = NAN;
     float loss = NAN, loss_mtp = NAN;
@@ -433,6 +534,18 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
             tm_log_info("train: resuming from %s/ckpt-%" PRId64, t.train_dir, latest);
         }
     }
+    /* Where to stop: `steps`, or for a continued run on a corpus that changed since the
+     * newest checkpoint's run, continue_steps past it; the same corpus finishes that run. */
+    char now[sizeof(st.corpus)];
+    corpus_id(t.corpus, now, sizeof(now));
+    int changed;
+    int64_t target = target_step(o, &t.tc, done, st.corpus, st.target, now, &changed);
+    if (changed)
+        tm_log_info("train: the token shards changed since step %" PRId64
+                    " was trained: training to step %" PRId64,
+                    done, target);
+    st.target = target;
+    memcpy(st.corpus, now, sizeof(now));
     if (rc == TM_OK)
         rc = metrics_trim(t.metrics_path, done > 0 ? done : -1); /* step 0's eval runs again */
     if (rc)
@@ -444,10 +557,11 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
         goto out;
     }
 
-    stop = t.tc.steps;
+    stop = target;
     if (o->until > 0 && o->until < stop)
         stop = o->until;
     int B = t.tc.batch, T = t.tc.seq;
+    first = done;
     if (done == 0)
         rc = run_eval(&t, 0, &val);
     for (int64_t s = done; rc == TM_OK && s < stop; s++) {
@@ -496,7 +610,7 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
             cJSON_AddItemToObject(line, "fp8_rel_err", probe_json(&probe));
         rc = metrics_line(&t, line);
         done = s + 1;
-        if (rc == TM_OK && (done == t.tc.steps || (t.tc.eval_every && done % t.tc.eval_every == 0)))
+        if (rc == TM_OK && (done == target || (t.tc.eval_every && done % t.tc.eval_every == 0)))
             rc = run_eval(&t, done, &val);
         if (rc == TM_OK && (done == stop || (t.tc.ckpt_every && done % t.tc.ckpt_every == 0))) {
             st.step = done;
@@ -506,6 +620,8 @@ int tr_train_run(const struct tr_run_opts *o, cJSON *stats)
     if (stats) {
         cJSON *js = tm_stats_obj(stats, "train");
         tm_stats_set_num(js, "steps_done", (double)done);
+        tm_stats_set_num(js, "steps_run", (double)(done - first));
+        tm_stats_set_num(js, "target_step", (double)target);
         tm_stats_set_num(js, "loss", loss);
         tm_stats_set_num(js, "val_loss", val);
         tm_stats_set_num(js, "tokens", (double)done * B * T);

@@ -166,6 +166,12 @@ struct tr_state {
      * config.json ("data") and the safetensors metadata; a checkpoint of another tokenizer is
      * not resumed. */
     uint64_t tokenizer_hash;
+    /* What the run that wrote the checkpoint was training towards, saved in config.json
+     * ("data"): the corpus it read (tr_corpus_id(): shards, tokens, last document) and the step
+     * it was to stop at. A continued run (tr_run_opts.continue_steps) compares them with the
+     * corpus of now. Empty / 0 when unknown (a checkpoint of an older tokenmill). */
+    char corpus[64];
+    int64_t target;
 };
 
 /* Writes the model's parameters and router biases as safetensors to path: an 8-byte
@@ -206,6 +212,19 @@ int tr_ckpt_save(const char *train_dir, const struct tr_model *m, const struct t
  * leftover *.partial directories. TM_OK or TM_ERR_IO. */
 int tr_ckpt_latest(const char *train_dir, int64_t *step);
 
+/* The same without removing anything (for plans). */
+int tr_ckpt_newest(const char *train_dir, int64_t *step);
+
+/* What a checkpoint's config.json says, read without loading the model. */
+struct tr_ckpt_info {
+    int model_same;     /* its [model] settings equal mc's */
+    char tokenizer[32]; /* the hash of its shards' tokenizer, hex ("" when unknown) */
+    char corpus[64];    /* tr_state.corpus */
+    int64_t target;     /* tr_state.target */
+};
+int tr_ckpt_info(const char *train_dir, int64_t step, const struct tr_config *mc,
+                 struct tr_ckpt_info *out);
+
 /* Removes every checkpoint (complete or partial) in train_dir. TM_OK or TM_ERR_IO. */
 int tr_ckpt_remove_all(const char *train_dir);
 
@@ -225,6 +244,11 @@ struct tr_run_opts {
     int64_t until;      /* > 0: stop after this many updates (the schedule still spans
                            `steps`); a checkpoint is written there */
     int progress;       /* 1: log a line per evaluation at info level */
+    /* > 0: continued training on a growing corpus (a pipeline's refresh). When the token
+     * shards differ from those the newest checkpoint was trained towards, train this many
+     * updates past it (at least to `steps`); when they are the same, finish what that run was
+     * training towards and otherwise do nothing. 0: train to `steps`. */
+    int64_t continue_steps;
 };
 
 /* Trains: loads the settings, opens the corpus (the model's vocab_size must be >= the shards'
@@ -239,5 +263,11 @@ struct tr_run_opts {
  * trainer); TM_ERR_NOTFOUND (no shards, or no domain with seq + 1 training tokens); TM_ERR_IO and
  * corpus errors. */
 int tr_train_run(const struct tr_run_opts *o, struct cJSON *stats);
+
+/* What tr_train_run() would do now: from which step to which and why, or that the newest
+ * checkpoint cannot be continued (other [model] settings or tokenizer: stale, --fresh starts
+ * over). Reads only. */
+struct tm_plan;
+int tr_train_plan(const struct tr_run_opts *o, struct tm_plan *out);
 
 #endif

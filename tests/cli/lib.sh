@@ -78,7 +78,7 @@ kill_runs() {
     "$@" >/dev/null 2>"$T/kill.err" &
     pid=$!
     window=$((ref_ns / div > 1000000 ? ref_ns / div : 1000000))
-    delay_ns=$(((RANDOM * 32768 + RANDOM) % window))
+    delay_ns=$((((RANDOM << 30) | (RANDOM << 15) | RANDOM) % window)) # 45 random bits
     sleep "$(printf '%d.%09d' $((delay_ns / 1000000000)) $((delay_ns % 1000000000)))"
     if kill -9 "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null || true

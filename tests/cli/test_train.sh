@@ -9,6 +9,9 @@
 #   same losses as the uninterrupted run, line for line; --fresh starts over and matches too;
 # - keep_ckpts 2 leaves ckpt-40 and ckpt-60; model.safetensors parses with python's json
 #   module, its header is a multiple of 8 bytes, and the tensors' byte ranges tile the data;
+# - --continue-steps: nothing to do on unchanged shards; 10 updates past the checkpoint at
+#   min_lr once the shards grow, and a continuation stopped half-way finishes at the same
+#   weights;
 # - a checkpoint of other [model] settings is not resumed (exit 2);
 # - a bad [train] value and a vocabulary smaller than the shards' are refused with exit 2,
 #   naming the key.
@@ -135,6 +138,47 @@ tm train --workdir "$T/w3" --config "$T/cfg.ini" --no-progress --fresh
 expect_rc 0 "fresh"
 losses "$T/w3/train/metrics.jsonl" >"$T/l3"
 cmp -s "$T/l1" "$T/l3" || fail "--fresh differs from a fresh workdir"
+ok
+
+# Continued training (--continue-steps 10, what a pipeline's refresh runs): with the same
+# shards there is nothing to do; once the shards grow, 10 updates past the newest checkpoint at
+# the schedule's final lr, evaluated at the end; stopped half-way (--until 65) and rerun, the
+# same weights as without the stop.
+tm train --workdir "$T/w2" --config "$T/cfg.ini" --no-progress --continue-steps 10
+expect_rc 0 "continue on the same shards"
+expect_grep "$T/out" "nothing to do: the newest checkpoint is step 60" "nothing to do, said so"
+expect_eq "$(cd "$T/w2/train" && ls -d ckpt-* | sort | tr '\n' ' ')" "ckpt-40 ckpt-60 " "no checkpoint written"
+mkdir -p "$T/in2"
+cp /usr/share/common-licenses/LGPL-3 "$T/in2/LGPL-3.txt"
+for w in w2 w3; do
+  tm ingest --workdir "$T/$w" --no-progress "$T/in2"
+  expect_rc 0 "ingest more"
+  tm tokenize --workdir "$T/$w" --vocab "$T/w1/v.tiktoken" --require none --val-fraction 0.1 --no-progress
+  expect_rc 0 "tokenize more"
+done
+tm train --workdir "$T/w2" --config "$T/cfg.ini" --no-progress --continue-steps 10
+expect_rc 0 "continue on grown shards"
+expect_grep "$T/out" "trained to step 70" "10 steps more"
+expect_grep "$T/err" "shards changed since step 60 was trained: training to step 70" "why, logged"
+python3 - "$T/w2/train/metrics.jsonl" <<'PY' || fail "the continued run's metrics"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+steps = [d for d in lines if "loss" in d]
+assert [d["step"] for d in steps] == list(range(1, 71)), [d["step"] for d in steps][-12:]
+assert all(d["lr"] == 3e-4 for d in steps[60:]), [d["lr"] for d in steps[60:]]
+assert any(d["step"] == 70 and "val_loss" in d for d in lines), "no evaluation at step 70"
+PY
+ok
+tm train --workdir "$T/w2" --config "$T/cfg.ini" --no-progress --continue-steps 10
+expect_rc 0 "continue again, nothing new"
+expect_grep "$T/out" "nothing to do: the newest checkpoint is step 70" "a second continue does nothing"
+tm train --workdir "$T/w3" --config "$T/cfg.ini" --no-progress --continue-steps 10 --until 65
+expect_rc 0 "continue, stopped at 65"
+tm train --workdir "$T/w3" --config "$T/cfg.ini" --no-progress --continue-steps 10
+expect_rc 0 "continue, finished"
+expect_grep "$T/out" "trained to step 70" "the stopped continuation is finished, not extended"
+cmp -s "$T/w2/train/ckpt-70/model.safetensors" "$T/w3/train/ckpt-70/model.safetensors" ||
+  fail "a continuation stopped and resumed differs from an uninterrupted one"
 ok
 
 # A changed [model] section is not resumed.

@@ -13,6 +13,7 @@
 #include "tm_err.h"
 #include "tm_fs.h"
 #include "tm_log.h"
+#include "tm_opt.h"
 #include "tm_store.h"
 #include "test_util.h"
 
@@ -235,6 +236,61 @@ static void test_foreach(void **state)
     write_then_check(put_docs, walk_ranges);
 }
 
+/* Generations 1-9: 1-3 and 5 done with settings 7, 4 done with settings 8, 6 partial, 7 and 8
+ * without a record, 9 still open. */
+static int write_stage_states(MDB_txn *txn, struct tm_db *db, void *ctx)
+{
+    struct tm_store *s = ctx;
+    for (uint32_t gen = 1; gen <= 9; gen++) {
+        unsigned char key[4], rec[TM_GEN_REC_SIZE];
+        struct tm_gen g = {.state = gen == 9 ? TM_GEN_OPEN : TM_GEN_CLOSED};
+        tm_be32_put(key, gen);
+        tm_gen_encode(&g, rec);
+        int rc = tm_db_put(db, txn, TM_STORE_GENS, key, 4, rec, sizeof(rec), 0);
+        struct tm_stage st = {TM_STAGE_DONE, gen == 4 ? 8 : 7, 0, 0};
+        if (gen == 6)
+            st.state = TM_STAGE_PARTIAL;
+        if (rc == TM_OK && gen <= 6)
+            rc = tm_stage_put(s, txn, "filter", gen, &st);
+        if (rc)
+            return rc;
+    }
+    return TM_OK;
+}
+
+static void test_stage_plan(void **state)
+{
+    (void)state;
+    char *dir = tu_new_tmpdir("plan");
+    struct tm_plan p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(tm_stage_plan(dir, "filter", 7, 0, &p), TM_OK);
+    assert_string_equal(p.what, "no documents yet");
+    assert_false(p.work);
+    struct tm_store s;
+    assert_int_equal(tm_store_open(&s, dir, 0), TM_OK);
+    assert_int_equal(tm_db_write(&s.db, write_stage_states, &s), TM_OK);
+    tm_store_close(&s);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(tm_stage_plan(dir, "filter", 7, 0, &p), TM_OK);
+    assert_string_equal(p.what, "generations 7-8 new; generation 6 to finish (an interrupted run); "
+                                "generations 1-3, 5 done; generation 4 done with other settings; "
+                                "generation 9 still open (its ingest did not finish)");
+    assert_true(p.work);
+    assert_true(p.stale);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(tm_stage_plan(dir, "filter", 7, 1, &p), TM_OK);
+    assert_string_equal(p.what, "generations 1-8 again, from scratch; generation 9 still open (its "
+                                "ingest did not finish)");
+    assert_true(p.work);
+    assert_false(p.stale);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(tm_stage_plan(dir, "dedup", 7, 0, &p), TM_OK); /* no records of its own */
+    assert_string_equal(p.what, "generations 1-8 new; generation 9 still open (its ingest did not "
+                                "finish)");
+    free(dir);
+}
+
 int main(void)
 {
     tm_log_set_level(TM_LOG_ERROR);
@@ -242,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_create_and_reopen),    cmocka_unit_test(test_newer_format_refused),
         cmocka_unit_test(test_input_record),         cmocka_unit_test(test_gen_record),
         cmocka_unit_test(test_generations_and_docs), cmocka_unit_test(test_foreach),
+        cmocka_unit_test(test_stage_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
