@@ -616,7 +616,8 @@ int tm_command_main(const struct tm_command *cmd, const char *prog, int argc, ch
         if (wrc && rc == TM_OK)
             rc = TM_ERR_IO;
     }
-    keep_stats(cmd, ps.cfg, run.stats, rc);
+    if (!run.query)
+        keep_stats(cmd, ps.cfg, run.stats, rc);
 
 out:
     tm_log_set_level(saved_level);

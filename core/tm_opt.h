@@ -61,6 +61,8 @@ struct tm_run {
     struct cJSON *stats; /* the statistics object; the command adds its fields; written to
                             --stats-json after run() returns, whatever it returned */
     const char *command; /* the command's name */
+    int query;           /* set by the command: this run only read (a query, a dry run), so its
+                            statistics are not kept in WORKDIR/stats (they would replace a real run's) */
 };
 
 /* What a command would do now, computed without changing anything: for `tokenmill run`,

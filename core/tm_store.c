@@ -501,7 +501,7 @@ static void add_class(struct tm_plan *out, int *first, const uint32_t *g, uint32
     *first = 0;
 }
 
-int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, int redo,
+int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, enum tm_redo redo,
                   struct tm_plan *out)
 {
     if (!tm_store_exists(workdir)) {
@@ -517,7 +517,7 @@ int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, int red
     if (rc == TM_OK) {
         int first = 1;
         uint32_t closed = sv.n[SV_NEW] + sv.n[SV_PARTIAL] + sv.n[SV_DONE] + sv.n[SV_STALE];
-        if (redo && closed) {
+        if (redo == TM_REDO_ALL && closed) {
             uint32_t *all = tm_xcalloc(closed, sizeof(uint32_t)), k = 0;
             for (int c = 0; c < SV_OPEN; c++)
                 for (uint32_t i = 0; i < sv.n[c]; i++)
@@ -536,9 +536,11 @@ int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, int red
             add_class(out, &first, sv.gens[SV_PARTIAL], sv.n[SV_PARTIAL],
                       "to finish (an interrupted run)");
             add_class(out, &first, sv.gens[SV_DONE], sv.n[SV_DONE], "done");
-            add_class(out, &first, sv.gens[SV_STALE], sv.n[SV_STALE], "done with other settings");
-            out->work = sv.n[SV_NEW] + sv.n[SV_PARTIAL] > 0;
-            out->stale = sv.n[SV_STALE] > 0;
+            int again = redo == TM_REDO_STALE;
+            add_class(out, &first, sv.gens[SV_STALE], sv.n[SV_STALE],
+                      again ? "again (done with other settings)" : "done with other settings");
+            out->work = sv.n[SV_NEW] + sv.n[SV_PARTIAL] + (again ? sv.n[SV_STALE] : 0) > 0;
+            out->stale = !again && sv.n[SV_STALE] > 0;
         }
         add_class(out, &first, sv.gens[SV_OPEN], sv.n[SV_OPEN],
                   "still open (its ingest did not finish)");

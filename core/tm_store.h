@@ -146,12 +146,17 @@ struct tm_plan;
 /* Whether WORKDIR/store exists (nothing is logged). */
 int tm_store_exists(const char *workdir);
 
+enum tm_redo {
+    TM_REDO_NONE,  /* generations done with other settings are left (stale) */
+    TM_REDO_ALL,   /* every closed generation again */
+    TM_REDO_STALE, /* the generations done with other settings again */
+};
 /* Appends to `out` what stage `stage` (whose settings hash to `hash`) would do over the
  * store's generations, from its records: closed generations without a record are new, partial
- * ones are finished, those done with another hash are stale (redone only with redo), open ones
- * (ingest not finished) wait. redo: every closed generation again. Sets out->work and
- * out->stale. Reads only; TM_OK or a store error. */
-int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, int redo,
+ * ones are finished, those done with another hash are stale (redone only as `redo` says), open
+ * ones (ingest not finished) wait. Sets out->work and out->stale (stale generations left).
+ * Reads only; TM_OK or a store error. */
+int tm_stage_plan(const char *workdir, const char *stage, uint64_t hash, enum tm_redo redo,
                   struct tm_plan *out);
 
 #endif

@@ -44,6 +44,7 @@ static int dedup_run_cmd(void *vcfg, struct tm_run *run)
         return TM_ERR_USAGE;
     }
     int progress = !run->common.no_progress && !run->common.quiet;
+    run->query = opt->show_cluster || opt->print_config || opt->dry_run;
     return ddp_dedup_run(opt, progress, run->stats);
 }
 
@@ -65,8 +66,8 @@ static int dedup_plan_cmd(void *vcfg, struct tm_run *run, struct tm_plan *out)
         rc = ddp_config_check(&cfg);
     if (rc == TM_OK)
         rc = tm_stage_plan(opt->workdir, "dedup",
-                           tm_stage_hash_epoch(ddp_config_hash(&cfg), opt->input_epoch), opt->redo,
-                           out);
+                           tm_stage_hash_epoch(ddp_config_hash(&cfg), opt->input_epoch),
+                           opt->redo ? TM_REDO_ALL : TM_REDO_NONE, out);
     return rc;
 }
 

@@ -23,6 +23,7 @@ struct flt_options {
     int dry_run;
     int all_rules;
     int redo;
+    int redo_stale; /* decide again the generations decided with other settings */
     int print_config;
     char *explain;     /* document id to explain, or NULL */
     char *export_path; /* write every decision as JSONL here, or NULL */

@@ -34,6 +34,9 @@ static const struct tm_opt filter_opts[] = {
      "gopher_max_words"},
     {TM_OPT_FLAG, "redo", 0, OPT(redo), NULL,
      "decide every generation again (after a change of configuration or of tokenmill)"},
+    {TM_OPT_FLAG, "redo-stale", 0, OPT(redo_stale), NULL,
+     "decide again the generations decided with other settings, keeping those decided with "
+     "these (each document's decision stands alone, so this equals --redo, resumably)"},
     {TM_OPT_FLAG, "print-config", 0, OPT(print_config), NULL,
      "print the effective configuration (every rule, threshold and source) and exit"},
     {TM_OPT_STR, "explain", 0, OPT(explain), "DOC_ID",
@@ -55,6 +58,7 @@ static int filter_run_cmd(void *vcfg, struct tm_run *run)
         return TM_ERR_USAGE;
     }
     int progress = !run->common.no_progress && !run->common.quiet;
+    run->query = opt->explain || opt->print_config || opt->dry_run;
     return flt_filter_run(opt, progress, run->stats);
 }
 
@@ -70,7 +74,11 @@ static int filter_plan_cmd(void *vcfg, struct tm_run *run, struct tm_plan *out)
     uint64_t hash = 0;
     int rc = flt_setup(opt, &cfg, &tox, &hash);
     if (rc == TM_OK)
-        rc = tm_stage_plan(opt->workdir, "filter", hash, opt->redo, out);
+        rc = tm_stage_plan(opt->workdir, "filter", hash,
+                           opt->redo         ? TM_REDO_ALL
+                           : opt->redo_stale ? TM_REDO_STALE
+                                             : TM_REDO_NONE,
+                           out);
     flt_tox_free(tox);
     flt_config_release(&cfg);
     return rc;

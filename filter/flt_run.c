@@ -609,7 +609,7 @@ static int plan_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
         uint64_t from = tm_doc_make_id(g, 0);
         if (rc == TM_OK) {
             int same = rec.config_hash == fr->hash;
-            if (rec.state == TM_STAGE_DONE && !fr->opt->redo) {
+            if (rec.state == TM_STAGE_DONE && !fr->opt->redo && (same || !fr->opt->redo_stale)) {
                 if (!same)
                     p->stale_gens++;
                 continue;
@@ -705,7 +705,7 @@ int flt_filter_run(const struct flt_options *opt, int progress, cJSON *stats)
         goto out_plan;
     if (plan.stale_gens)
         tm_log_warn("%u generation(s) were filtered with a different configuration and are left "
-                    "as they are; --redo decides them again",
+                    "as they are; --redo-stale decides them again",
                     plan.stale_gens);
     double t0 = tm_now();
     tm_progress_init(&fr.progress, "filter", plan.docs_total, 0, progress, 0);

@@ -368,6 +368,7 @@ static int inspect_run_cmd(void *vcfg, struct tm_run *run)
 {
     struct inspect_config *cfg = vcfg;
     struct tm_store store;
+    run->query = 1;
     if (!cfg->workdir) {
         tm_log_error("inspect: --workdir is required");
         return TM_ERR_USAGE;

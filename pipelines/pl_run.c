@@ -582,10 +582,13 @@ static int decide(const struct pipeline *p, int s, const struct tm_run *run, cJS
         return rc;
     d->run = plan.work;
     if (plan.stale) {
-        d->flag = s == ST_TRAIN ? "--fresh" : "--redo";
+        /* The filter's decisions stand alone per document: only its stale generations again. */
+        d->flag = s == ST_TRAIN ? "--fresh" : s == ST_FILTER ? "--redo-stale" : "--redo";
         d->run = 1;
         snprintf(d->why, sizeof(d->why), "%s; so %s: %s%s%s", plan.what, d->flag,
-                 s == ST_TRAIN ? "training starts over" : "every generation again",
+                 s == ST_TRAIN    ? "training starts over"
+                 : s == ST_FILTER ? "those generations again"
+                                  : "every generation again",
                  cause ? ", after " : "", cause ? cause : "");
     } else {
         snprintf(d->why, sizeof(d->why), "%s", plan.what);
@@ -767,7 +770,8 @@ static int run_cmd(void *vcfg, struct tm_run *run)
         cJSON_AddStringToObject(o, "plan", d.why);
         cJSON_AddItemToArray(stages, o);
         /* A filter or dedup redo starts a new epoch, recorded before it runs (see epoch_of). */
-        if (d.run && d.flag && !strcmp(d.flag, "--redo") && (s == ST_FILTER || s == ST_DEDUP)) {
+        if (d.run && d.flag && strncmp(d.flag, "--redo", 6) == 0 &&
+            (s == ST_FILTER || s == ST_DEDUP)) {
             epoch_bump(state, s);
             cause = s == ST_FILTER ? "the filter's redo" : "the dedup's redo";
             if (!opt->dry_run && (rc = state_save(p.workdir, state)))

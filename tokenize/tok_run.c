@@ -558,7 +558,8 @@ int tok_tokenize_plan(const struct tok_run_options *opt, struct tm_plan *out)
     }
     free(nums);
     if (rc == TM_OK)
-        rc = tm_stage_plan(opt->workdir, STAGE_NAME, hash, opt->redo, out);
+        rc = tm_stage_plan(opt->workdir, STAGE_NAME, hash, opt->redo ? TM_REDO_ALL : TM_REDO_NONE,
+                           out);
     if (rc == TM_OK && other && !opt->redo) {
         tm_plan_add(out, "; the shards were made with another tokenizer or validation fraction");
         out->stale = 1;

@@ -210,5 +210,5 @@ cp "$T/more"/* "$T/in/"
 phase "refresh" $((STEPS + CONTINUE))
 EXTRA=(--set filter.set=text.gopher_min_words=120)
 phase "stricter filter" $((STEPS + 2 * CONTINUE))
-expect_grep "$T/runs.txt" "run: filter: filter --workdir=$T/B --redo " "the filter was redone"
+expect_grep "$T/runs.txt" "run: filter: filter --workdir=$T/B --redo-stale " "the filter was redone"
 done_checks

@@ -20,6 +20,7 @@
 #   the shards then hold only what the new filter keeps;
 # - another vocabulary size: a new vocabulary, every generation re-tokenized (--redo) and
 #   training started over (--fresh), because the checkpoints are of the old tokenizer;
+# - queries (inspect, filter --explain and --dry-run, dedup --print-config) keep no statistics;
 # - --only runs one stage; --set of a [pipeline] variable wins over the file's value wherever
 #   the file uses it;
 # - a second run while one holds the lock exits 4 at once, naming the lock;
@@ -107,8 +108,8 @@ expect_eq "$(grep -c '^run: ' "$T/out")" 1 "--only: one stage planned"
 expect_grep "$T/out" "^run: dedup: nothing to do: generations 1-2 done$" "the plan"
 tm run "$T/p.ini" --no-progress --only filter "${strict[@]}"
 expect_rc 0 "a stricter filter, alone"
-expect_grep "$T/out" "^run: filter: generations 1-2 done with other settings; so --redo: every generation again$" "why filter redoes"
-expect_grep "$T/out" "^run: filter: filter --workdir=$T/w --redo " "--redo"
+expect_grep "$T/out" "^run: filter: generations 1-2 done with other settings; so --redo-stale: those generations again$" "why filter redoes"
+expect_grep "$T/out" "^run: filter: filter --workdir=$T/w --redo-stale " "--redo-stale"
 kept=$(jget "$T/w/stats/filter.json" filter.total.kept)
 [ "$kept" -lt 5 ] && [ "$kept" -gt 0 ] || fail "the stricter filter should remove some of the 5 licenses, kept $kept"
 ok
@@ -141,6 +142,23 @@ ok
 tm run "$T/p.ini" --dry-run --only ingest --set pipeline.src=/elsewhere
 expect_rc 0 "dry run with a variable overridden"
 expect_grep "$T/out" "^run: ingest: ingest --workdir=$T/w /elsewhere/in$" "--set of a variable wins over the file's, everywhere it is used"
+
+# Queries keep no statistics: they would replace the last real run's, which the report reads.
+cp "$T/w/stats/filter.json" "$T/filter.before"
+lines=$(wc -l <"$T/w/stats/history.jsonl")
+tm inspect --workdir "$T/w"
+expect_rc 0 "inspect"
+tm inspect --workdir "$T/w" --list
+expect_rc 0 "inspect --list"
+tm filter --workdir "$T/w" --explain "$(head -n 1 "$T/out" | cut -f 1)"
+expect_rc 0 "filter --explain"
+expect_grep "$T/out" "^decision: " "an explanation"
+tm filter --workdir "$T/w" --dry-run --no-progress
+expect_rc 0 "filter --dry-run"
+tm dedup --workdir "$T/w" --print-config
+expect_rc 0 "dedup --print-config"
+cmp -s "$T/filter.before" "$T/w/stats/filter.json" || fail "a query replaced stats/filter.json"
+expect_eq "$(wc -l <"$T/w/stats/history.jsonl")" "$lines" "queries add no history lines"
 
 flock "$T/w/pipeline/lock" sleep 5 &
 holder=$!

@@ -264,7 +264,7 @@ static void test_stage_plan(void **state)
     char *dir = tu_new_tmpdir("plan");
     struct tm_plan p;
     memset(&p, 0, sizeof(p));
-    assert_int_equal(tm_stage_plan(dir, "filter", 7, 0, &p), TM_OK);
+    assert_int_equal(tm_stage_plan(dir, "filter", 7, TM_REDO_NONE, &p), TM_OK);
     assert_string_equal(p.what, "no documents yet");
     assert_false(p.work);
     struct tm_store s;
@@ -272,20 +272,28 @@ static void test_stage_plan(void **state)
     assert_int_equal(tm_db_write(&s.db, write_stage_states, &s), TM_OK);
     tm_store_close(&s);
     memset(&p, 0, sizeof(p));
-    assert_int_equal(tm_stage_plan(dir, "filter", 7, 0, &p), TM_OK);
+    assert_int_equal(tm_stage_plan(dir, "filter", 7, TM_REDO_NONE, &p), TM_OK);
     assert_string_equal(p.what, "generations 7-8 new; generation 6 to finish (an interrupted run); "
                                 "generations 1-3, 5 done; generation 4 done with other settings; "
                                 "generation 9 still open (its ingest did not finish)");
     assert_true(p.work);
     assert_true(p.stale);
     memset(&p, 0, sizeof(p));
-    assert_int_equal(tm_stage_plan(dir, "filter", 7, 1, &p), TM_OK);
+    assert_int_equal(tm_stage_plan(dir, "filter", 7, TM_REDO_ALL, &p), TM_OK);
     assert_string_equal(p.what, "generations 1-8 again, from scratch; generation 9 still open (its "
                                 "ingest did not finish)");
     assert_true(p.work);
     assert_false(p.stale);
     memset(&p, 0, sizeof(p));
-    assert_int_equal(tm_stage_plan(dir, "dedup", 7, 0, &p), TM_OK); /* no records of its own */
+    assert_int_equal(tm_stage_plan(dir, "filter", 7, TM_REDO_STALE, &p), TM_OK);
+    assert_string_equal(p.what, "generations 7-8 new; generation 6 to finish (an interrupted run); "
+                                "generations 1-3, 5 done; generation 4 again (done with other "
+                                "settings); generation 9 still open (its ingest did not finish)");
+    assert_true(p.work);
+    assert_false(p.stale);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(tm_stage_plan(dir, "dedup", 7, TM_REDO_NONE, &p),
+                     TM_OK); /* no records of its own */
     assert_string_equal(p.what, "generations 1-8 new; generation 9 still open (its ingest did not "
                                 "finish)");
     free(dir);
