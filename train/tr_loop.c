@@ -474,9 +474,13 @@ int tr_train_plan(const struct tr_run_opts *o, struct tm_plan *out)
         stop = target_step(o, &tc, latest, info.corpus, info.target, now, &changed);
         if (o->until > 0 && o->until < stop)
             stop = o->until;
-        if (latest >= stop)
-            tm_plan_add(out, "ckpt-%" PRId64 " is the end of the run%s", latest,
-                        o->continue_steps > 0 ? " (the shards did not change since)" : "");
+        if (latest >= stop && o->continue_steps > 0)
+            tm_plan_add(out,
+                        "ckpt-%" PRId64 " is the end of the run (the shards did not change "
+                        "since; new shards would train it to step %" PRId64 ")",
+                        latest, latest + o->continue_steps);
+        else if (latest >= stop)
+            tm_plan_add(out, "ckpt-%" PRId64 " is the end of the run", latest);
         else
             tm_plan_add(out, "steps %" PRId64 " to %" PRId64 " (%s)", latest, stop,
                         changed                ? "the shards changed since the newest checkpoint"
