@@ -523,6 +523,13 @@ static void epoch_arg(cJSON *state, int s, char *out, size_t n)
         snprintf(out, n, "--input-epoch=f%ld.d%ld", f, d);
 }
 
+/* Whether `vocab` is the file this pipeline's train-vocab wrote (state "train-vocab-out"). */
+static int made_here(cJSON *state, const char *vocab)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(state, "train-vocab-out");
+    return cJSON_IsString(o) && strcmp(o->valuestring, vocab) == 0;
+}
+
 /* Decides stage s from its own plan (the command's plan function) or, for the stages without
  * records, from the signature recorded after their last successful run. cause: what an earlier
  * stage of this run redid, or NULL. ran_before: some earlier stage runs in this run. */
@@ -542,6 +549,11 @@ static int decide(const struct pipeline *p, int s, const struct tm_run *run, cJS
             if (!file_exists(p->vocab)) {
                 d->run = 1;
                 snprintf(d->why, sizeof(d->why), "%s does not exist yet", p->vocab);
+            } else if (was && strcmp(was, d->sig) != 0 && !made_here(state, p->vocab)) {
+                /* Another file than the one this pipeline made (a published vocabulary, say):
+                 * never overwritten. */
+                snprintf(d->why, sizeof(d->why), "%s exists (not made by this pipeline: kept)",
+                         p->vocab);
             } else if (was && strcmp(was, d->sig) != 0) {
                 d->run = 1;
                 snprintf(d->why, sizeof(d->why),
@@ -813,6 +825,10 @@ static int run_cmd(void *vcfg, struct tm_run *run)
         if (rc == TM_OK && d.sig[0]) {
             cJSON_DeleteItemFromObjectCaseSensitive(state, stage_defs[s].name);
             cJSON_AddStringToObject(state, stage_defs[s].name, d.sig);
+            if (s == ST_TRAIN_VOCAB) {
+                cJSON_DeleteItemFromObjectCaseSensitive(state, "train-vocab-out");
+                cJSON_AddStringToObject(state, "train-vocab-out", p.vocab);
+            }
             int wrc = state_save(p.workdir, state);
             if (wrc) {
                 tm_log_error("run: cannot record the state in %s/pipeline", p.workdir);

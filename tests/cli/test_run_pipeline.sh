@@ -20,6 +20,7 @@
 #   the shards then hold only what the new filter keeps;
 # - another vocabulary size: a new vocabulary, every generation re-tokenized (--redo) and
 #   training started over (--fresh), because the checkpoints are of the old tokenizer;
+# - a vocabulary file the pipeline did not make is never retrained over;
 # - queries (inspect, filter --explain and --dry-run, dedup --print-config) keep no statistics;
 # - --only runs one stage; --set of a [pipeline] variable wins over the file's value wherever
 #   the file uses it;
@@ -142,6 +143,15 @@ ok
 tm run "$T/p.ini" --dry-run --only ingest --set pipeline.src=/elsewhere
 expect_rc 0 "dry run with a variable overridden"
 expect_grep "$T/out" "^run: ingest: ingest --workdir=$T/w /elsewhere/in$" "--set of a variable wins over the file's, everywhere it is used"
+
+# A vocabulary the pipeline did not make is never retrained over, whatever [train-vocab] says.
+cp "$T/w/vocab.tiktoken" "$T/ext.tiktoken"
+cp "$T/w/vocab.tiktoken.json" "$T/ext.tiktoken.json"
+tm run "$T/p.ini" --no-progress --only train-vocab --set "pipeline.vocab=$T/ext.tiktoken" --set train-vocab.vocab-size=400
+expect_rc 0 "train-vocab with a vocabulary of our own"
+expect_grep "$T/out" "^run: train-vocab: nothing to do: $T/ext.tiktoken exists \\(not made by this pipeline: kept\\)$" "kept"
+cmp -s "$T/w/vocab.tiktoken" "$T/ext.tiktoken" || fail "a vocabulary the pipeline did not make was overwritten"
+ok
 
 # Queries keep no statistics: they would replace the last real run's, which the report reads.
 cp "$T/w/stats/filter.json" "$T/filter.before"
