@@ -857,6 +857,10 @@ static int run_cmd(void *vcfg, struct tm_run *run)
                : partial ? "done with input errors"
                          : "done",
                rc && last >= 0 ? stage_defs[last].name : "");
+        char report[4200];
+        snprintf(report, sizeof(report), "%s/report/report.html", p.workdir);
+        if (want[ST_REPORT] && file_exists(report))
+            printf("run: the report: %s\n", report);
     }
     pipeline_free(&p);
     return rc ? rc : partial ? TM_ERR_PARTIAL : TM_OK;

@@ -69,6 +69,7 @@ cp "$T/w/vocab.tiktoken" "$T/vocab.before"
 tm run "$T/p.ini" --no-progress
 expect_rc 0 "rerun"
 expect_grep "$T/out" "^run: $T/w: 0 stages in [0-9.]+ s \(9 with nothing to do\), done$" "rerun runs nothing"
+expect_grep "$T/out" "^run: the report: $T/w/report/report.html$" "where the report is, even when nothing ran"
 expect_grep "$T/out" "^run: ingest: nothing to do: 4 inputs: 0 new, 0 changed .*4 unchanged$" "why not ingest"
 expect_grep "$T/out" "^run: filter: nothing to do: generation 1 done$" "why not filter"
 expect_grep "$T/out" "^run: train-vocab: nothing to do: $T/w/vocab.tiktoken exists" "vocabulary kept"
