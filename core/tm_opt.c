@@ -564,25 +564,39 @@ static void keep_stats(const struct tm_command *cmd, const void *cfg, const cJSO
     cJSON_free(text);
 }
 
+/* Fills ps (the command's config, with its defaults) and run from argv; the caller releases
+ * both with command_release() whatever this returns. */
+static int command_parse(const struct tm_command *cmd, const char *prog, int argc, char **argv,
+                         struct parse_state *ps, struct tm_run *run)
+{
+    *ps = (struct parse_state){.cmd = cmd, .prog = prog, .run = run};
+    run->command = cmd->name;
+    ps->cfg = tm_xcalloc(1, cmd->cfg_size ? cmd->cfg_size : 1);
+    /* Every positional argument fits: there are at most argc of them. */
+    run->args = tm_xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*run->args));
+    int rc = tm_opt_defaults(cmd->opts, ps->cfg);
+    if (rc == TM_OK && (rc = parse_args(ps, argc, argv)))
+        tm_log_error("%s %s: %s", prog, cmd->name, ps->err);
+    return rc;
+}
+
+static void command_release(struct parse_state *ps, struct tm_run *run)
+{
+    tm_opt_free(common_opts, &run->common);
+    tm_opt_free(ps->cmd->opts, ps->cfg);
+    free(run->args);
+    free(ps->cfg);
+}
+
 int tm_command_main(const struct tm_command *cmd, const char *prog, int argc, char **argv)
 {
     struct tm_run run = {0};
-    struct parse_state ps = {.cmd = cmd, .prog = prog, .run = &run};
+    struct parse_state ps;
     enum tm_log_level saved_level = tm_log_get_level();
-    int rc;
 
-    run.command = cmd->name;
     tm_mem_tune_for_batch();
-    ps.cfg = tm_xcalloc(1, cmd->cfg_size ? cmd->cfg_size : 1);
-    /* Every positional argument fits: there are at most argc of them. */
-    run.args = tm_xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*run.args));
-
-    rc = tm_opt_defaults(cmd->opts, ps.cfg);
-    if (rc)
-        goto out;
-    rc = parse_args(&ps, argc, argv);
+    int rc = command_parse(cmd, prog, argc, argv, &ps, &run);
     if (rc) {
-        tm_log_error("%s %s: %s", prog, cmd->name, ps.err);
         tm_log_info("see '%s %s --help'", prog, cmd->name);
         goto out;
     }
@@ -622,10 +636,7 @@ int tm_command_main(const struct tm_command *cmd, const char *prog, int argc, ch
 out:
     tm_log_set_level(saved_level);
     cJSON_Delete(run.stats);
-    tm_opt_free(common_opts, &run.common);
-    tm_opt_free(cmd->opts, ps.cfg);
-    free(run.args);
-    free(ps.cfg);
+    command_release(&ps, &run);
     return rc;
 }
 
@@ -635,14 +646,9 @@ int tm_command_plan(const struct tm_command *cmd, int argc, char **argv, struct 
     if (!cmd->plan)
         return TM_ERR_UNSUPPORTED;
     struct tm_run run = {0};
-    struct parse_state ps = {.cmd = cmd, .prog = "tokenmill", .run = &run};
+    struct parse_state ps;
     enum tm_log_level saved_level = tm_log_get_level();
-    run.command = cmd->name;
-    ps.cfg = tm_xcalloc(1, cmd->cfg_size ? cmd->cfg_size : 1);
-    run.args = tm_xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*run.args));
-    int rc = tm_opt_defaults(cmd->opts, ps.cfg);
-    if (rc == TM_OK && (rc = parse_args(&ps, argc, argv)))
-        tm_log_error("tokenmill %s: %s", cmd->name, ps.err);
+    int rc = command_parse(cmd, "tokenmill", argc, argv, &ps, &run);
     if (rc == TM_OK) {
         if (saved_level > TM_LOG_ERROR)
             tm_log_set_level(TM_LOG_ERROR); /* the plan says what the run would warn about */
@@ -650,10 +656,7 @@ int tm_command_plan(const struct tm_command *cmd, int argc, char **argv, struct 
         rc = cmd->plan(ps.cfg, &run, out);
     }
     tm_log_set_level(saved_level);
-    tm_opt_free(common_opts, &run.common);
-    tm_opt_free(cmd->opts, ps.cfg);
-    free(run.args);
-    free(ps.cfg);
+    command_release(&ps, &run);
     return rc;
 }
 
