@@ -181,6 +181,9 @@ static int pl_set(void *ctx, const char *section, const char *key, const char *r
     } else if (strcmp(key, "workdir") == 0) {
         snprintf(err, errlen, "workdir belongs in [pipeline], for every stage at once");
         rc = TM_ERR_USAGE;
+    } else if (strcmp(key, "input-epoch") == 0) {
+        snprintf(err, errlen, "input-epoch is the pipeline's own (its redo epochs), not a setting");
+        rc = TM_ERR_USAGE;
     } else {
         struct stage_cfg *c = &p->st[s];
         const struct tm_command *cmd = stage_defs[s].cmd;

@@ -25,8 +25,8 @@
 # - --only runs one stage; --set of a [pipeline] variable wins over the file's value wherever
 #   the file uses it;
 # - a second run while one holds the lock exits 4 at once, naming the lock;
-# - a bad value and an unknown variable are refused with exit 2 naming the file and line,
-#   before any stage runs.
+# - a bad value, an unknown variable, an unknown section and the pipeline's own input-epoch
+#   are refused with exit 2 naming the file and line, before any stage runs.
 source "$(dirname "$0")/lib.sh"
 
 mkdir -p "$T/in"
@@ -192,4 +192,8 @@ printf '[pipeline]\nworkdir = %s/w\n[fliter]\nx = 1\n' "$T" >"$T/bad3.ini"
 tm run "$T/bad3.ini"
 expect_rc 2 "unknown section"
 expect_grep "$T/err" "bad3.ini:4: unknown section \[fliter\]" "names the section"
+printf '[pipeline]\nworkdir = %s/w\n[dedup]\ninput-epoch = f9\n' "$T" >"$T/bad4.ini"
+tm run "$T/bad4.ini"
+expect_rc 2 "the pipeline's own key"
+expect_grep "$T/err" "bad4.ini:4: input-epoch is the pipeline's own" "names the key"
 echo "$TEST_NAME: $CHECKS checks passed"
