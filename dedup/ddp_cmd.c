@@ -4,7 +4,6 @@
 #include "dedup.h"
 #include "ddp_internal.h"
 #include "../core/tm_err.h"
-#include "../core/tm_ini.h"
 #include "../core/tm_log.h"
 #include "../core/tm_store.h"
 
@@ -56,18 +55,11 @@ static int dedup_plan_cmd(void *vcfg, struct tm_run *run, struct tm_plan *out)
     if (!opt->workdir)
         return TM_ERR_USAGE;
     struct ddp_config cfg;
-    ddp_config_defaults(&cfg);
-    int rc = TM_OK;
-    if (opt->config)
-        rc = ddp_config_load(&cfg, opt->config);
+    uint64_t hash;
+    int rc = ddp_settings(opt, &cfg, &hash);
     if (rc == TM_OK)
-        rc = tm_ini_apply_sets(&opt->set, "--set", ddp_config_set_fn, &cfg);
-    if (rc == TM_OK)
-        rc = ddp_config_check(&cfg);
-    if (rc == TM_OK)
-        rc = tm_stage_plan(opt->workdir, "dedup",
-                           tm_stage_hash_epoch(ddp_config_hash(&cfg), opt->input_epoch),
-                           opt->redo ? TM_REDO_ALL : TM_REDO_NONE, out);
+        rc =
+            tm_stage_plan(opt->workdir, "dedup", hash, opt->redo ? TM_REDO_ALL : TM_REDO_NONE, out);
     return rc;
 }
 

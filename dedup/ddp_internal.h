@@ -140,4 +140,8 @@ struct ddp_options;
 struct cJSON;
 int ddp_dedup_run(const struct ddp_options *opt, int progress, struct cJSON *stats);
 
+/* The settings of opt (defaults, --config, --set), checked, and the hash its records carry
+ * (--input-epoch mixed in). TM_OK or the error, logged. */
+int ddp_settings(const struct ddp_options *opt, struct ddp_config *cfg, uint64_t *hash);
+
 #endif

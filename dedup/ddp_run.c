@@ -1112,23 +1112,31 @@ static int clear_fn(MDB_txn *txn, struct tm_db *db, void *vctx)
     return TM_OK;
 }
 
+int ddp_settings(const struct ddp_options *opt, struct ddp_config *cfg, uint64_t *hash)
+{
+    ddp_config_defaults(cfg);
+    int rc = TM_OK;
+    if (opt->config && (rc = ddp_config_load(cfg, opt->config)))
+        return rc;
+    if ((rc = tm_ini_apply_sets(&opt->set, "--set", ddp_config_set_fn, cfg)))
+        return rc;
+    if ((rc = ddp_config_check(cfg)))
+        return rc;
+    *hash = tm_stage_hash_epoch(ddp_config_hash(cfg), opt->input_epoch);
+    return TM_OK;
+}
+
 int ddp_dedup_run(const struct ddp_options *opt, int progress, cJSON *stats)
 {
     struct drun r;
     memset(&r, 0, sizeof r);
     r.opt = opt;
-    ddp_config_defaults(&r.cfg);
-    int rc = TM_OK, lock = -1;
-    if (opt->config && (rc = ddp_config_load(&r.cfg, opt->config)))
-        return rc;
-    if ((rc = tm_ini_apply_sets(&opt->set, "--set", ddp_config_set_fn, &r.cfg)))
-        return rc;
-    if ((rc = ddp_config_check(&r.cfg)))
+    int rc, lock = -1;
+    if ((rc = ddp_settings(opt, &r.cfg, &r.hash)))
         return rc;
     for (int d = 0; d < TM_DOMAIN_COUNT; d++)
         if ((rc = ddp_config_params(&r.cfg, d, &r.params[d])))
             return rc;
-    r.hash = tm_stage_hash_epoch(ddp_config_hash(&r.cfg), opt->input_epoch);
     if (opt->print_config) {
         ddp_config_print(&r.cfg, stdout);
         return TM_OK;

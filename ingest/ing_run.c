@@ -887,11 +887,11 @@ static int math_emit(void *vctx, const char *text, size_t len)
     return maybe_commit(ig);
 }
 
-static int ingest_math(struct ingest *ig)
+/* The generated set's fingerprint (it has no file): the xxh3-128 of its problems and their
+ * bytes. */
+static int math_fingerprint(struct ingest *ig, unsigned char hash[16], uint64_t *bytes)
 {
     struct math_ctx mc = {.ig = ig, .hashing = 1};
-    unsigned char hash[16];
-    int need, rc;
     mc.hash = XXH3_createState();
     if (!mc.hash)
         return TM_ERR_NOMEM;
@@ -899,11 +899,22 @@ static int ingest_math(struct ingest *ig)
     ing_mathgen(ig->cfg->math_problems, math_emit, &mc);
     hash_to_bytes(XXH3_128bits_digest(mc.hash), hash);
     XXH3_freeState(mc.hash);
+    *bytes = mc.bytes;
+    return TM_OK;
+}
+
+static int ingest_math(struct ingest *ig)
+{
+    struct math_ctx mc = {.ig = ig};
+    unsigned char hash[16];
+    uint64_t bytes;
+    int need, rc;
+    if ((rc = math_fingerprint(ig, hash, &bytes)))
+        return rc;
     tm_stats_add(ig->inputs_stats, "seen", 1);
-    rc = begin_input(ig, ING_MATH_INPUT, ING_MATH_INPUT, mc.bytes, 0, hash, &need);
+    rc = begin_input(ig, ING_MATH_INPUT, ING_MATH_INPUT, bytes, 0, hash, &need);
     if (rc || !need)
         return rc;
-    mc.hashing = 0;
     rc = ing_mathgen(ig->cfg->math_problems, math_emit, &mc);
     if (rc)
         return rc;
@@ -1286,16 +1297,8 @@ int ing_plan(const struct ing_config *cfg, char **inputs, int ninputs, struct tm
         unsigned char math_hash[16];
         int is_math = strcmp(key, ING_MATH_INPUT) == 0;
         if (is_math) {
-            struct math_ctx mc = {.ig = &ig, .hashing = 1};
-            if (!(mc.hash = XXH3_createState())) {
-                rc = TM_ERR_NOMEM;
+            if ((rc = math_fingerprint(&ig, math_hash, &size)))
                 break;
-            }
-            XXH3_128bits_reset(mc.hash);
-            ing_mathgen(cfg->math_problems, math_emit, &mc);
-            hash_to_bytes(XXH3_128bits_digest(mc.hash), math_hash);
-            XXH3_freeState(mc.hash);
-            size = mc.bytes;
         } else {
             struct stat st;
             if (stat(key, &st) != 0 || !(abs = realpath(key, NULL))) {

@@ -96,6 +96,13 @@ static int clean_tokens_dir(const char *dir, int all, uint64_t *removed)
     return rc;
 }
 
+/* The hash the stage records carry: the tokenizer, the validation fraction (parts per million)
+ * and the decisions' epoch label. */
+static uint64_t settings_hash(uint64_t tokenizer, uint32_t val_ppm, const char *epoch)
+{
+    return tm_stage_hash_epoch(tokenizer ^ ((uint64_t)val_ppm * 0x9E3779B97F4A7C15ull), epoch);
+}
+
 /* ---- The run ------------------------------------------------------------------------------ */
 
 struct bdoc {
@@ -437,8 +444,7 @@ int tok_tokenize_run(const struct tok_run_options *opt, int progress, cJSON *sta
     if ((rc = tok_tokenizer_load(opt->vocab, opt->pattern - 1, &r.tk)))
         goto out;
     r.val_ppm = (uint32_t)llround(opt->val_fraction * 1e6);
-    r.cfg_hash = tm_stage_hash_epoch(r.tk.hash ^ ((uint64_t)r.val_ppm * 0x9E3779B97F4A7C15ull),
-                                     opt->input_epoch);
+    r.cfg_hash = settings_hash(r.tk.hash, r.val_ppm, opt->input_epoch);
     snprintf(r.tokens_dir, sizeof r.tokens_dir, "%s/tokens", opt->workdir);
     if ((rc = tm_mkdirs(r.tokens_dir)))
         goto out;
@@ -540,8 +546,7 @@ int tok_tokenize_plan(const struct tok_run_options *opt, struct tm_plan *out)
         return rc;
     }
     uint32_t val_ppm = (uint32_t)llround(opt->val_fraction * 1e6);
-    uint64_t hash = tm_stage_hash_epoch(tk.hash ^ ((uint64_t)val_ppm * 0x9E3779B97F4A7C15ull),
-                                        opt->input_epoch);
+    uint64_t hash = settings_hash(tk.hash, val_ppm, opt->input_epoch);
     /* The shards' tokenizer: another one (or another validation fraction) takes --redo. */
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tokens", opt->workdir);
